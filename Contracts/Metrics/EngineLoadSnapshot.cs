@@ -1,0 +1,54 @@
+namespace HybridServing.Contracts.Metrics;
+
+/// <summary>Metric names per engine kind: names are data, not code (STYLE.md).</summary>
+public sealed record EngineMetricNames(
+    string Running,
+    string Waiting,
+    string KvCacheUsage,
+    string? LoraRequestsInfo)
+{
+    public static readonly EngineMetricNames Vllm = new(
+        "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:lora_requests_info");
+
+    public static readonly EngineMetricNames SgLang = new(
+        "sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage", null);
+}
+
+/// <summary>An engine's load as read from its <c>/metrics</c>.</summary>
+public sealed record EngineLoadSnapshot(
+    double Running,
+    double Waiting,
+    double KvCacheUsage,
+    int? MaxLoras,
+    IReadOnlyList<string> RunningAdapters,
+    IReadOnlyList<string> WaitingAdapters)
+{
+    public static readonly EngineLoadSnapshot Empty = new(0, 0, 0, null, [], []);
+
+    /// <summary>
+    /// Builds a snapshot from scraped samples. The one place that applies vLLM's rule for
+    /// <c>lora_requests_info</c>: every older label set stays exposed, so the series with the
+    /// highest value (the newest timestamp) is the current one.
+    /// </summary>
+    public static EngineLoadSnapshot From(IReadOnlyList<MetricSample> samples, EngineMetricNames names)
+    {
+        double running = 0, waiting = 0, kv = 0;
+        MetricSample? lora = null;
+        foreach (var s in samples)
+        {
+            if (s.Name == names.Running) running += s.Value;
+            else if (s.Name == names.Waiting) waiting += s.Value;
+            else if (s.Name == names.KvCacheUsage) kv = Math.Max(kv, s.Value);
+            else if (names.LoraRequestsInfo is not null && s.Name == names.LoraRequestsInfo && (lora is null || s.Value > lora.Value))
+                lora = s;
+        }
+        if (lora is null) return new EngineLoadSnapshot(running, waiting, kv, null, [], []);
+        return new EngineLoadSnapshot(running, waiting, kv,
+            int.TryParse(lora.Label("max_lora"), out var max) ? max : null,
+            SplitList(lora.Label("running_lora_adapters")),
+            SplitList(lora.Label("waiting_lora_adapters")));
+    }
+
+    private static string[] SplitList(string? value) =>
+        string.IsNullOrEmpty(value) ? [] : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}

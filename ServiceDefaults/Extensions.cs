@@ -1,0 +1,103 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
+using Prometheus;
+
+namespace Microsoft.Extensions.Hosting;
+
+/// <summary>
+/// Cross-cutting defaults every HybridServing service adds, after .NET Aspire's ServiceDefaults
+/// template: OpenTelemetry (exported over OTLP only when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set),
+/// health checks, service discovery (<c>services__{name}__{endpoint}__{index}</c>), standard HTTP
+/// resilience, and Prometheus <c>/metrics</c>.
+/// </summary>
+public static class ServiceDefaultsExtensions
+{
+    public const string HealthEndpointPath = "/health";
+    public const string AlivenessEndpointPath = "/alive";
+    public const string MetricsEndpointPath = "/metrics";
+    private const string LiveTag = "live";
+
+    /// <summary>
+    /// Adds telemetry, health checks, service discovery and resilient HTTP clients.
+    /// <paramref name="useStandardResilience"/> is off for clients that stream or must not retry
+    /// (the gateway's forwarder uses its own handler and is not affected either way).
+    /// </summary>
+    public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder, bool useStandardResilience = true)
+        where TBuilder : IHostApplicationBuilder
+    {
+        builder.ConfigureOpenTelemetry();
+        builder.AddDefaultHealthChecks();
+        builder.Services.AddServiceDiscovery();
+        builder.Services.ConfigureHttpClientDefaults(http =>
+        {
+            if (useStandardResilience) http.AddStandardResilienceHandler();
+            http.AddServiceDiscovery();
+        });
+        return builder;
+    }
+
+    public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder)
+        where TBuilder : IHostApplicationBuilder
+    {
+        builder.Logging.AddOpenTelemetry(logging =>
+        {
+            logging.IncludeFormattedMessage = true;
+            logging.IncludeScopes = true;
+        });
+
+        builder.Services.AddOpenTelemetry()
+            .WithMetrics(metrics => metrics
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddMeter("HybridServing.*"))
+            .WithTracing(tracing => tracing
+                .AddSource(builder.Environment.ApplicationName)
+                .AddSource("HybridServing.*")
+                .AddAspNetCoreInstrumentation(o =>
+                    // Probes and scrapes are noise in traces.
+                    o.Filter = ctx => !IsInfrastructurePath(ctx.Request.Path))
+                .AddGrpcClientInstrumentation()
+                .AddHttpClientInstrumentation());
+
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+            builder.Services.AddOpenTelemetry().UseOtlpExporter();
+        return builder;
+    }
+
+    public static TBuilder AddDefaultHealthChecks<TBuilder>(this TBuilder builder)
+        where TBuilder : IHostApplicationBuilder
+    {
+        builder.Services.AddHealthChecks()
+            .AddCheck("self", () => HealthCheckResult.Healthy(), [LiveTag]);
+        return builder;
+    }
+
+    /// <summary>
+    /// Maps <c>/health</c> (all checks: ready to serve), <c>/alive</c> (liveness only) and
+    /// Prometheus <c>/metrics</c>, in every environment: Kubernetes probes and the AppHost need them.
+    /// Pass <paramref name="mapMetrics"/> false when the service serves its own <c>/metrics</c>
+    /// (the MockEngine exposes vLLM's metric names there).
+    /// </summary>
+    public static WebApplication MapDefaultEndpoints(this WebApplication app, bool mapMetrics = true)
+    {
+        app.MapHealthChecks(HealthEndpointPath);
+        app.MapHealthChecks(AlivenessEndpointPath, new HealthCheckOptions { Predicate = r => r.Tags.Contains(LiveTag) });
+        if (mapMetrics)
+        {
+            app.UseHttpMetrics();
+            app.MapMetrics(MetricsEndpointPath);
+        }
+        return app;
+    }
+
+    private static bool IsInfrastructurePath(Microsoft.AspNetCore.Http.PathString path) =>
+        path.StartsWithSegments(HealthEndpointPath) || path.StartsWithSegments(AlivenessEndpointPath) || path.StartsWithSegments(MetricsEndpointPath);
+}
