@@ -35,6 +35,7 @@ public static class ServiceDefaultsExtensions
         builder.ConfigureOpenTelemetry();
         builder.AddDefaultHealthChecks();
         builder.Services.AddServiceDiscovery();
+        HybridServing.ServiceDefaults.AppHostWatcher.AddIfLaunchedByAppHost(builder.Services);
         builder.Services.ConfigureHttpClientDefaults(http =>
         {
             if (useStandardResilience) http.AddStandardResilienceHandler();
