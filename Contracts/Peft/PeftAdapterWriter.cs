@@ -112,6 +112,6 @@ public static class PeftAdapterWriter
         }
         File.Move(tmp, weightsPath, overwrite: true);
         File.WriteAllText(Path.Combine(directory, PeftAdapter.ConfigFileName),
-            JsonSerializer.Serialize(config, PeftConfig.SerializerOptions), Encoding.UTF8);
+            JsonSerializer.Serialize(config, PeftConfig.SerializerOptions), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
     }
 }

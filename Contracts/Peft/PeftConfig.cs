@@ -42,6 +42,8 @@ public sealed class PeftConfig
     /// <summary>Parses the JSON text; a malformed document is a <see cref="PeftFormatException"/>.</summary>
     public static PeftConfig Parse(ReadOnlySpan<byte> json)
     {
+        // Files written by Windows tools may start with a UTF-8 byte order mark.
+        if (json.StartsWith("\uFEFF"u8)) json = json[3..];
         try
         {
             var config = JsonSerializer.Deserialize<PeftConfig>(json, SerializerOptions)

@@ -23,4 +23,39 @@ public static class Ports
             }
         }
     }
+
+    /// <summary>
+    /// <paramref name="count"/> consecutive free ports, for components whose ports are numbered
+    /// from a base (the AppHost's engines and sidecars).
+    /// </summary>
+    public static int GetFreeBlock(int count)
+    {
+        lock (Handed)
+        {
+            for (var attempt = 0; attempt < 200; attempt++)
+            {
+                var start = Random.Shared.Next(20_000, 60_000 - count);
+                var ports = Enumerable.Range(start, count).ToArray();
+                if (ports.Any(Handed.Contains) || !ports.All(IsFree)) continue;
+                foreach (var p in ports) Handed.Add(p);
+                return start;
+            }
+            throw new InvalidOperationException($"No block of {count} free ports found.");
+        }
+    }
+
+    private static bool IsFree(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            listener.Stop();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
 }
