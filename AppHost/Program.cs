@@ -1,6 +1,26 @@
 using System.Runtime.InteropServices;
 using HybridServing.AppHost;
 using HybridServing.AppHost.Orchestration;
+using HybridServing.AppHost.Publishing;
+
+if (args is ["publish", .. var publishArgs])
+{
+    if (publishArgs is ["--help"] or ["-h"])
+    {
+        Console.WriteLine(PublishOptions.Usage);
+        return 0;
+    }
+    try
+    {
+        KubernetesManifests.Write(PublishOptions.Parse(publishArgs), Console.WriteLine);
+        return 0;
+    }
+    catch (AppHostOptionsException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 2;
+    }
+}
 
 AppHostOptions options;
 try
