@@ -1,5 +1,11 @@
-var builder = WebApplication.CreateBuilder(args);
+using HybridServing.EngineSidecar;
+using HybridServing.EngineSidecar.RolloutFile;
+
+// Seed 002's flags (--config, --health-check-timeout, ...) become Sidecar:* keys first.
+var builder = WebApplication.CreateBuilder(SeedCommandLine.Normalize(args));
 builder.AddServiceDefaults();
+builder.AddEngineSidecar();
 var app = builder.Build();
+app.MapEngineSidecar();
 app.MapDefaultEndpoints();
 app.Run();

@@ -1,5 +1,7 @@
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
+builder.AddGateway();
 var app = builder.Build();
+app.MapGateway();
 app.MapDefaultEndpoints();
 app.Run();

@@ -1,5 +1,36 @@
-var builder = WebApplication.CreateBuilder(args);
+using HybridServing.MockEngine;
+
+if (MockEngineCommandLine.WantsHelp(args))
+{
+    Console.WriteLine(MockEngineCommandLine.Usage);
+    return 0;
+}
+
+MockEngineOptions options;
+try
+{
+    options = MockEngineCommandLine.Parse(args, Environment.GetEnvironmentVariable);
+}
+catch (MockEngineOptionsException e)
+{
+    // argparse's convention: usage errors print to stderr and exit 2.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+
+// vLLM's flags are not configuration keys, so they are not handed to the host builder.
+var builder = WebApplication.CreateBuilder();
 builder.AddServiceDefaults();
+builder.AddMockEngine(options);
 var app = builder.Build();
-app.MapDefaultEndpoints();
+try
+{
+    app.MapMockEngine();
+}
+catch (MockEngineStartupException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
 app.Run();
+return app.ExitCode();

@@ -19,6 +19,10 @@ public interface IEngineClient
     string Kind { get; }
     Uri BaseAddress { get; }
     Task<EngineCallResult> LoadAdapterAsync(string name, string path, bool inPlace, CancellationToken cancellationToken);
+
+    /// <summary>Loads with a pin request. Engines without pinning (vLLM) ignore it; SGLang never evicts pinned adapters.</summary>
+    Task<EngineCallResult> LoadAdapterAsync(string name, string path, bool inPlace, bool pinned, CancellationToken cancellationToken) =>
+        LoadAdapterAsync(name, path, inPlace, cancellationToken);
     Task<EngineCallResult> UnloadAdapterAsync(string name, CancellationToken cancellationToken);
     Task<IReadOnlyList<ModelCard>> ListModelsAsync(CancellationToken cancellationToken);
     Task<bool> IsHealthyAsync(CancellationToken cancellationToken);

@@ -52,9 +52,11 @@ public sealed class LoraAdapterList : IKubernetesObject<V1ListMeta>, IItems<Lora
 public sealed class LoraAdapterSpec
 {
     /// <summary>Base model the adapters were trained on; must match an engine's served model name.</summary>
+    [SchemaRequired, SchemaLength(1, 256)]
     [JsonPropertyName("baseModel")]
     public string BaseModel { get; set; } = "";
 
+    [SchemaRequired]
     [JsonPropertyName("adapterSource")]
     public AdapterSource AdapterSource { get; set; } = new();
 
@@ -80,31 +82,38 @@ public static class AdapterSourceTypes
 public sealed class AdapterSource
 {
     /// <summary>huggingface | s3 | local | http.</summary>
+    [SchemaRequired, SchemaEnum(AdapterSourceTypes.HuggingFace, AdapterSourceTypes.S3, AdapterSourceTypes.Local, AdapterSourceTypes.Http)]
     [JsonPropertyName("type")]
     public string Type { get; set; } = "";
 
     /// <summary>Hub repo id, <c>bucket/prefix</c>, local directory or URL, by <see cref="Type"/>.</summary>
+    [SchemaRequired, SchemaLength(1, 1024)]
     [JsonPropertyName("repository")]
     public string Repository { get; set; } = "";
 
+    [SchemaLength(1, 256)]
     [JsonPropertyName("revision")]
     public string? Revision { get; set; }
 
     /// <summary>Glob over adapter names (<c>*</c>, <c>?</c>, <c>[abc]</c>).</summary>
+    [SchemaLength(1, 256)]
     [JsonPropertyName("pattern")]
     public string? Pattern { get; set; }
 
     /// <summary>Only adapters whose name starts with this prefix.</summary>
+    [SchemaLength(1, 128)]
     [JsonPropertyName("prefix")]
     public string? Prefix { get; set; }
 
     /// <summary>Explicit adapter names inside the repository.</summary>
+    [SchemaPattern(AdapterNames.Pattern), SchemaItems(1, 10000)]
     [JsonPropertyName("adapters")]
     public IList<string>? Adapters { get; set; }
 }
 
 public sealed class SecretReference
 {
+    [SchemaRequired, SchemaPattern(AdapterNames.DnsSubdomainPattern), SchemaLength(1, 253)]
     [JsonPropertyName("name")]
     public string Name { get; set; } = "";
 }
@@ -122,11 +131,15 @@ public sealed class DeploymentConfig
 }
 
 /// <summary>How many engines hold each adapter: <c>min</c>..<c>max</c>, or <c>all</c> matching engines.</summary>
+[SchemaRule("!has(self.min) || !has(self.max) || self.min <= self.max", "replicas.min must not exceed replicas.max")]
+[SchemaRule("!has(self.all) || !self.all || (!has(self.min) && !has(self.max))", "replicas.all cannot be combined with min or max")]
 public sealed class ReplicaConfig
 {
+    [SchemaRange(1, 1000)]
     [JsonPropertyName("min")]
     public int? Min { get; set; }
 
+    [SchemaRange(1, 1000)]
     [JsonPropertyName("max")]
     public int? Max { get; set; }
 
@@ -142,9 +155,11 @@ public static class PreemptionPolicies
 
 public sealed class SchedulingConfig
 {
+    [SchemaRange(0, 1000000)]
     [JsonPropertyName("priority")]
     public int? Priority { get; set; }
 
+    [SchemaEnum(PreemptionPolicies.LowerPriority, PreemptionPolicies.None)]
     [JsonPropertyName("preemptionPolicy")]
     public string? PreemptionPolicy { get; set; }
 
@@ -155,6 +170,7 @@ public sealed class SchedulingConfig
 public sealed class AdapterResourceRequirements
 {
     /// <summary>Kubernetes quantity, e.g. <c>2Gi</c>.</summary>
+    [SchemaPattern(AdapterNames.QuantityPattern)]
     [JsonPropertyName("memory")]
     public string? Memory { get; set; }
 }
@@ -171,6 +187,7 @@ public static class LoraAdapterPhases
 
 public sealed class LoraAdapterStatus
 {
+    [SchemaEnum(LoraAdapterPhases.Pending, LoraAdapterPhases.Loading, LoraAdapterPhases.Ready, LoraAdapterPhases.Partial, LoraAdapterPhases.Failed, LoraAdapterPhases.Deleting)]
     [JsonPropertyName("phase")]
     public string? Phase { get; set; }
 
@@ -204,6 +221,18 @@ public sealed class FailedAdapter
 
     [JsonPropertyName("message")]
     public string? Message { get; set; }
+
+    /// <summary>The engine (pod) the failure happened on, when it is engine-specific.</summary>
+    [JsonPropertyName("pod")]
+    public string? Pod { get; set; }
+
+    /// <summary>Consecutive failed attempts (bounded exponential backoff).</summary>
+    [JsonPropertyName("attempts")]
+    public int? Attempts { get; set; }
+
+    /// <summary>When the next attempt is due (RFC 3339), while backing off.</summary>
+    [JsonPropertyName("nextRetryTime")]
+    public DateTime? NextRetryTime { get; set; }
 }
 
 public sealed class PodAssignment
@@ -229,6 +258,18 @@ public sealed class PodAdapterState
 
     [JsonPropertyName("message")]
     public string? Message { get; set; }
+
+    /// <summary>Machine-readable reason when the state is Failed (e.g. EngineRejected).</summary>
+    [JsonPropertyName("reason")]
+    public string? Reason { get; set; }
+
+    /// <summary>Consecutive failed attempts on this pod.</summary>
+    [JsonPropertyName("attempts")]
+    public int? Attempts { get; set; }
+
+    /// <summary>When the next attempt on this pod is due, while backing off.</summary>
+    [JsonPropertyName("nextRetryTime")]
+    public DateTime? NextRetryTime { get; set; }
 }
 
 public sealed class DiscoveredAdapterStatus
@@ -250,4 +291,17 @@ public sealed class DiscoveredAdapterStatus
 
     [JsonPropertyName("targetModules")]
     public IList<string>? TargetModules { get; set; }
+}
+
+/// <summary>Syntax of the names and quantities a LoraAdapter carries.</summary>
+public static class AdapterNames
+{
+    /// <summary>An adapter name: also its <c>lora_name</c> on engines and a directory name in a repository, so no path separators.</summary>
+    public const string Pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$";
+
+    /// <summary>Kubernetes object names (RFC 1123 subdomain).</summary>
+    public const string DnsSubdomainPattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+    /// <summary>A Kubernetes memory quantity such as <c>512Mi</c> or <c>2G</c>.</summary>
+    public const string QuantityPattern = "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$";
 }

@@ -1,0 +1,90 @@
+using HybridServing.Contracts.Engines;
+using HybridServing.EngineSidecar.Api;
+using HybridServing.EngineSidecar.Artifacts;
+using HybridServing.EngineSidecar.Configuration;
+using HybridServing.EngineSidecar.Engines;
+using HybridServing.EngineSidecar.RolloutFile;
+using HybridServing.EngineSidecar.Reconciliation;
+using HybridServing.EngineSidecar.Telemetry;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace HybridServing.EngineSidecar;
+
+/// <summary>Composition root of the EngineSidecar: <c>builder.AddEngineSidecar()</c> and <c>app.MapEngineSidecar()</c>.</summary>
+public static class SidecarHostingExtensions
+{
+    internal const string EngineClientName = "engine";
+
+    /// <summary>
+    /// Reads the <c>Sidecar:</c> section (plus seed 002's <c>DYNAMIC_LORA_ROLLOUT_CONFIG</c>), validates it and
+    /// registers the gRPC service, the reconciler, the artifact cache and, in file mode, the config file watcher.
+    /// Kestrel's endpoints come from <c>Kestrel:Endpoints:Http</c> and <c>Kestrel:Endpoints:Grpc</c> (Protocols=Http2).
+    /// </summary>
+    public static WebApplicationBuilder AddEngineSidecar(this WebApplicationBuilder builder)
+    {
+        var options = builder.Configuration.GetSection(SidecarOptions.SectionName).Get<SidecarOptions>() ?? new SidecarOptions();
+        // Aspire-style service discovery, as the AppHost injects it: services__engine__http__0.
+        if (string.IsNullOrWhiteSpace(options.EngineUrl) && builder.Configuration["services:engine:http:0"] is { Length: > 0 } discovered)
+            options.EngineUrl = discovered;
+        if (string.IsNullOrWhiteSpace(options.ConfigFile) && builder.Configuration["DYNAMIC_LORA_ROLLOUT_CONFIG"] is { Length: > 0 } seedConfig)
+            options.ConfigFile = seedConfig;
+        var problems = options.Validate().ToList();
+        if (problems.Count > 0)
+            throw new OptionsValidationException(SidecarOptions.SectionName, typeof(SidecarOptions), problems);
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(_ => new SidecarMetrics());
+        services.AddSingleton<AdapterStateStore>();
+        services.AddSingleton(new LocalPathPolicy(options.AllowedLocalRoots));
+
+        // Our own timeouts and retries apply (per call kind); the default resilience pipeline would stack its own
+        // 10 s attempt timeout on top and cut long adapter loads and downloads short.
+#pragma warning disable EXTEXP0001 // RemoveAllResilienceHandlers is marked experimental; it is the documented way to opt a client out of AddServiceDefaults' pipeline.
+        services.AddHttpClient(EngineClientName, c => c.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
+        services.AddHttpClient(HttpFileDownloader.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 5 })
+            .RemoveAllResilienceHandlers();
+#pragma warning restore EXTEXP0001
+
+        Func<string, string?> environment = Environment.GetEnvironmentVariable;
+        services.AddSingleton<HttpFileDownloader>();
+        services.AddSingleton<IArtifactFetcher, HttpArtifactFetcher>();
+        services.AddSingleton<IArtifactFetcher>(sp => new HubArtifactFetcher(sp.GetRequiredService<HttpFileDownloader>(), HubSettings.From(options.Hub, environment)));
+        services.AddSingleton<IArtifactFetcher>(_ => new S3ArtifactFetcher(options.S3, environment));
+        services.AddSingleton<ArtifactCache>();
+
+        services.AddSingleton(sp =>
+        {
+            var url = !string.IsNullOrWhiteSpace(options.EngineUrl) ? new Uri(options.EngineUrl)
+                : ConfigFileSource.EngineUrlFromFile(options.EffectiveConfigFile, options.ConfigValidation);
+            var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(EngineClientName);
+            http.BaseAddress = url;
+            IEngineClient client = options.EngineKind == "sglang"
+                ? new SglangEngineClient(http, options.EngineApiKey)
+                : new VllmEngineClient(http, options.EngineApiKey);
+            return new ResilientEngineClient(client, options.Engine, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ResilientEngineClient>>());
+        });
+        services.AddSingleton<EngineReconciler>();
+        services.AddHostedService(sp => sp.GetRequiredService<EngineReconciler>());
+        if (options.FileMode)
+        {
+            services.AddSingleton<ConfigFileSource>();
+            services.AddHostedService(sp => sp.GetRequiredService<ConfigFileSource>());
+        }
+
+        services.AddGrpc();
+        services.AddGrpcHealthChecks().AddCheck<EngineReadinessCheck>("engine");
+        return builder;
+    }
+
+    /// <summary>Maps the EngineSidecar gRPC service and gRPC health checking (grpc.health.v1).</summary>
+    public static WebApplication MapEngineSidecar(this WebApplication app)
+    {
+        app.MapGrpcService<EngineSidecarService>();
+        app.MapGrpcHealthChecksService();
+        return app;
+    }
+}

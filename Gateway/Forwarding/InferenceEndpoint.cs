@@ -1,0 +1,228 @@
+using System.Diagnostics;
+using System.Text.Json;
+using HybridServing.Gateway.ColdStarts;
+using HybridServing.Gateway.Health;
+using HybridServing.Gateway.Limits;
+using HybridServing.Gateway.Load;
+using HybridServing.Gateway.Observability;
+using HybridServing.Gateway.OpenAi;
+using HybridServing.Gateway.Picking;
+using HybridServing.Gateway.Routing;
+using HybridServing.Gateway.Tenancy;
+using Microsoft.Extensions.Options;
+
+namespace HybridServing.Gateway.Forwarding;
+
+/// <summary>
+/// <c>POST /v1/chat/completions</c> and <c>/v1/completions</c>: authenticate → read the body once →
+/// take out <c>model</c> → resolve it for the tenant → rate limit → pick an engine that holds it
+/// (cold start if none) → forward unchanged, retrying on another engine only when the connection
+/// failed before any response byte.
+/// </summary>
+internal sealed partial class InferenceEndpoint(
+    TenantAuthenticator authenticator,
+    RoutingDatastore routes,
+    EndpointRouter router,
+    ModelAliases aliases,
+    ColdStartCoordinator coldStarts,
+    RequestRateLimits rateLimits,
+    EngineForwarder forwarder,
+    EngineLoadBoard loads,
+    PassiveHealth health,
+    UsageLedger usage,
+    GatewayTelemetry telemetry,
+    IOptions<GatewayOptions> options,
+    TimeProvider time,
+    ILogger<InferenceEndpoint> logger)
+{
+    public async Task HandleAsync(HttpContext context)
+    {
+        var started = time.GetTimestamp();
+        using var activity = GatewayTelemetry.ActivitySource.StartActivity("gateway.inference");
+        var labels = new RequestLabels();
+        try
+        {
+            await HandleCoreAsync(context, activity, labels, started);
+        }
+        finally
+        {
+            var status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode;
+            activity?.SetTag("http.response.status_code", status);
+            telemetry.Requests.Add(1, new("model", labels.Model), new("adapter", labels.Adapter), new("tenant", labels.Tenant), new("status", status));
+            if (labels.Tenant.Length > 0) usage.RecordRequest(labels.Tenant, labels.Model, status);
+            telemetry.Duration.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("model", labels.Model));
+        }
+    }
+
+    private sealed class RequestLabels
+    {
+        public string Model = "unknown";
+        public string Adapter = "";
+        public string Tenant = "";
+    }
+
+    private async Task HandleCoreAsync(HttpContext context, Activity? activity, RequestLabels labels, long started)
+    {
+        var o = options.Value;
+        var auth = authenticator.Authenticate(context.Request);
+        if (auth.Tenant is not { } tenant)
+        {
+            await OpenAiErrors.WriteAsync(context, StatusCodes.Status401Unauthorized, OpenAiErrors.Authentication, auth.Error!);
+            return;
+        }
+        labels.Tenant = tenant.Name;
+        activity?.SetTag("hybridserving.tenant", tenant.Name);
+
+        using var body = await RequestBody.ReadAsync(context.Request, o.MaxRequestBodyBytes, context.RequestAborted);
+        if (body is null)
+        {
+            await OpenAiErrors.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, OpenAiErrors.RequestTooLarge,
+                $"The request body is larger than the gateway's limit of {o.MaxRequestBodyBytes} bytes.");
+            return;
+        }
+        var field = ModelField.Read(body.Span);
+        if (!field.IsValid)
+        {
+            await OpenAiErrors.WriteAsync(context, StatusCodes.Status400BadRequest, OpenAiErrors.BadRequest, field.Error!, field.Param);
+            return;
+        }
+
+        // An alias names a version per sticky key; the engine must see the version's real name.
+        var requested = field.Model!;
+        var target = aliases.IsAlias(requested) ? aliases.Choose(requested, StickyKey(context, field, tenant)) : null;
+        using var rewritten = target is null ? null
+            : body.Replace(field.ModelTokenStart, field.ModelTokenLength, JsonSerializer.SerializeToUtf8Bytes(target));
+        var forwardBody = rewritten ?? body;
+        if (target is not null) activity?.SetTag("hybridserving.alias", requested);
+
+        var snapshot = routes.Current;
+        var model = snapshot.Resolve(target ?? requested);
+        if (model is null)
+        {
+            await OpenAiErrors.ModelNotFoundAsync(context, requested);
+            return;
+        }
+        if (model.Adapter is { } adapter && !tenant.MayUse(adapter))
+        {
+            LogForeignAdapter(tenant.Name, adapter.Name);
+            if (o.Tenancy.HideForeignAdapters) await OpenAiErrors.ModelNotFoundAsync(context, requested);
+            else await OpenAiErrors.WriteAsync(context, StatusCodes.Status403Forbidden, OpenAiErrors.PermissionDenied,
+                $"Tenant '{tenant.Name}' may not use the model `{adapter.Name}` (namespace '{adapter.Namespace}').", "model");
+            return;
+        }
+        labels.Model = model.Model;
+        labels.Adapter = model.Adapter?.Name ?? "";
+        activity?.SetTag("hybridserving.model", model.Model);
+        activity?.SetTag("hybridserving.base_model", model.BaseModel);
+        if (model.Adapter is not null) activity?.SetTag("hybridserving.adapter", model.Adapter.Name);
+
+        if (rateLimits.TryAcquire(tenant, model.Adapter?.Name) is { } refusal)
+        {
+            await OpenAiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, OpenAiErrors.RateLimit, refusal.Message, null, refusal.RetryAfter);
+            return;
+        }
+
+        var tried = new HashSet<string>(StringComparer.Ordinal);
+        ForwardAttempt? last = null;
+        for (var attempt = 1; attempt <= Math.Max(1, o.MaxAttempts); attempt++)
+        {
+            snapshot = routes.Current;
+            var current = snapshot.Resolve(model.Model) ?? model;
+            var decision = router.Pick(snapshot, current, tried);
+            if (decision.Chosen is null && decision.Reason == PickReasons.NotLoaded && current.Adapter is not null && attempt == 1)
+            {
+                var cold = await coldStarts.WaitAsync(current.Adapter.Name, s => router.Pick(s, s.Resolve(model.Model) ?? current, tried), context.RequestAborted);
+                activity?.SetTag("hybridserving.cold_start", cold.Outcome.ToString());
+                switch (cold.Outcome)
+                {
+                    case ColdStartOutcome.Ready:
+                        decision = cold.Decision!;
+                        break;
+                    case ColdStartOutcome.Gone:
+                        await OpenAiErrors.ModelNotFoundAsync(context, model.Model);
+                        return;
+                    default:
+                        await OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, OpenAiErrors.ServiceUnavailable, cold.Message, "model",
+                            TimeSpan.FromSeconds(o.ColdStart.RetryAfterSeconds));
+                        return;
+                }
+            }
+            telemetry.Decisions.Add(1, new("policy", router.Policy), new("reason", decision.Reason));
+            activity?.SetTag("hybridserving.decision", decision.Reason);
+            activity?.SetTag("hybridserving.policy", router.Policy);
+            if (decision.Chosen is not { } chosen)
+            {
+                var message = last is null
+                    ? $"No healthy engine can serve the model `{model.Model}` right now ({decision.Reason}); retry shortly."
+                    : $"The engines serving `{model.Model}` could not be reached; retry shortly.";
+                await OpenAiErrors.WriteAsync(context, last is null ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status502BadGateway,
+                    last is null ? OpenAiErrors.ServiceUnavailable : OpenAiErrors.BadGateway, message, null, TimeSpan.FromSeconds(o.ColdStart.RetryAfterSeconds));
+                return;
+            }
+
+            activity?.SetTag("hybridserving.engine", chosen.Name);
+            tried.Add(chosen.Name);
+            if (attempt > 1) telemetry.Retries.Add(1, new KeyValuePair<string, object?>("model", labels.Model));
+            var responseBody = context.Response.Body;
+            using var tap = new ResponseTap(responseBody, () =>
+                telemetry.TimeToFirstByte.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("model", labels.Model)));
+            context.Response.Body = tap;
+            try
+            {
+                using (loads.Begin(chosen.Name))
+                    last = await forwarder.ForwardAsync(context, chosen.Engine, forwardBody);
+            }
+            finally
+            {
+                context.Response.Body = responseBody;
+            }
+
+            if (last.CanRetry)
+            {
+                health.ReportFailure(chosen.Name);
+                LogConnectFailed(chosen.Name, attempt, last.Exception?.Message ?? last.Error.ToString());
+                continue;
+            }
+            if (last.UpstreamStatus is >= 200 and < 300 && UsageReader.TryRead(tap.Tail) is { } tokens)
+            {
+                usage.RecordTokens(tenant.Name, tokens.PromptTokens, tokens.CompletionTokens);
+                telemetry.Tokens.Add(tokens.PromptTokens, new("model", labels.Model), new("tenant", tenant.Name), new("kind", "prompt"));
+                telemetry.Tokens.Add(tokens.CompletionTokens, new("model", labels.Model), new("tenant", tenant.Name), new("kind", "completion"));
+            }
+            if (last.EngineFailed) health.ReportFailure(chosen.Name);
+            else if (last.UpstreamStatus is not null)
+            {
+                health.ReportSuccess(chosen.Name);
+                if (last.UpstreamRetryAfter is { } wait) health.ReportRetryAfter(chosen.Name, wait);
+            }
+            if (last.Error != Yarp.ReverseProxy.Forwarder.ForwarderError.None && !context.RequestAborted.IsCancellationRequested)
+            {
+                LogForwardFailed(chosen.Name, last.Error, last.Exception?.Message ?? "");
+                // YARP set a bare 502; give it the OpenAI error body clients expect.
+                if (!context.Response.HasStarted)
+                    await OpenAiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, OpenAiErrors.BadGateway,
+                        $"The engine serving `{model.Model}` failed before answering; retry the request.");
+            }
+            return;
+        }
+        await OpenAiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, OpenAiErrors.BadGateway,
+            $"The engines serving `{model.Model}` could not be reached ({tried.Count} tried); retry shortly.", null,
+            TimeSpan.FromSeconds(o.ColdStart.RetryAfterSeconds));
+    }
+
+    /// <summary>Session header, else the body's <c>user</c>, else the tenant: the most specific key the client gave.</summary>
+    private string StickyKey(HttpContext context, ModelFieldResult field, Tenant tenant)
+    {
+        var header = context.Request.Headers[options.Value.StickyHeader].ToString();
+        return !string.IsNullOrEmpty(header) ? "s:" + header : !string.IsNullOrEmpty(field.User) ? "u:" + field.User : "t:" + tenant.Name;
+    }
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Tenant {Tenant} asked for adapter {Adapter} outside its namespaces.")]
+    private partial void LogForeignAdapter(string tenant, string adapter);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "Connecting to engine {Engine} failed (attempt {Attempt}): {Reason}")]
+    private partial void LogConnectFailed(string engine, int attempt, string reason);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Forwarding to engine {Engine} failed: {Error} {Reason}")]
+    private partial void LogForwardFailed(string engine, Yarp.ReverseProxy.Forwarder.ForwarderError error, string reason);
+}

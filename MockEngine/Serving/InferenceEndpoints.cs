@@ -1,0 +1,466 @@
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using HybridServing.MockEngine.Faults;
+using HybridServing.MockEngine.Lora;
+using HybridServing.MockEngine.Performance;
+using Microsoft.AspNetCore.Http;
+
+namespace HybridServing.MockEngine.Serving;
+
+/// <summary>Counters for the zero-latency path, which bypasses the performance model.</summary>
+internal sealed class ZeroLatencyCounters
+{
+    public long InFlight;
+    public long PromptTokens;
+    public long GenerationTokens;
+    public long Length;
+    public long Stop;
+}
+
+/// <summary>
+/// <c>/v1/models</c>, <c>/v1/completions</c> and <c>/v1/chat/completions</c>. Each inference request
+/// is validated as vLLM does, gets a deterministic answer, and then either goes through the
+/// performance model (tokens come out when the model's steps complete) or, in zero-latency
+/// mode, is answered at once.
+/// </summary>
+internal sealed class InferenceEndpoints(
+    MockEngineOptions options,
+    LoraAdapterRegistry adapters,
+    RealTimeEngineDriver driver,
+    FaultInjector faults,
+    TokenCounter tokens,
+    ZeroLatencyCounters zeroLatency,
+    MockEngineInspector inspector,
+    TimeProvider time)
+{
+    private const long MaxBodyBytes = 32 << 20;
+    private static readonly byte[] DataPrefix = "data: "u8.ToArray();
+    private static readonly byte[] EventEnd = "\n\n"u8.ToArray();
+    private static readonly byte[] Done = "data: [DONE]\n\n"u8.ToArray();
+
+    public IResult Models()
+    {
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var body = JsonBody.Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("object", "list");
+            w.WriteStartArray("data");
+            foreach (var name in options.BaseNames)
+            {
+                w.WriteStartObject();
+                w.WriteString("id", name);
+                w.WriteString("object", "model");
+                w.WriteNumber("created", now);
+                w.WriteString("owned_by", "vllm");
+                w.WriteString("root", options.Model);
+                w.WriteNull("parent");
+                w.WriteNumber("max_model_len", options.EffectiveMaxModelLen);
+                JsonBody.Permission(w, now);
+                w.WriteEndObject();
+            }
+            foreach (var adapter in adapters.List())
+            {
+                w.WriteStartObject();
+                w.WriteString("id", adapter.Name);
+                w.WriteString("object", "model");
+                w.WriteNumber("created", adapter.CreatedUnix);
+                w.WriteString("owned_by", "vllm");
+                w.WriteString("root", adapter.Path);
+                w.WriteString("parent", adapter.BaseModelName ?? options.PrimaryName);
+                w.WriteNull("max_model_len");
+                JsonBody.Permission(w, adapter.CreatedUnix);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+        return Results.Bytes(body, "application/json");
+    }
+
+    public Task<IResult> CompletionsAsync(HttpContext context) => HandleAsync(context, chat: false);
+
+    public Task<IResult> ChatCompletionsAsync(HttpContext context) => HandleAsync(context, chat: true);
+
+    private async Task<IResult> HandleAsync(HttpContext context, bool chat)
+    {
+        using var activity = MockEngineTelemetry.Source.StartActivity(chat ? "chat_completion" : "completion");
+        try
+        {
+            var result = await HandleCoreAsync(context, chat);
+            MockEngineTelemetry.Requests.Add(1, new KeyValuePair<string, object?>("outcome", result is IStatusCodeHttpResult { StatusCode: >= 400 } ? "error" : "ok"));
+            return result;
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nobody is left to answer.
+            return Results.Empty;
+        }
+    }
+
+    private async Task<IResult> HandleCoreAsync(HttpContext context, bool chat)
+    {
+        var cancellationToken = context.RequestAborted;
+        JsonDocument document;
+        try
+        {
+            if (context.Request.ContentLength > MaxBodyBytes) return EngineErrors.Validation($"Request body exceeds {MaxBodyBytes} bytes.");
+            document = await JsonDocument.ParseAsync(context.Request.Body, default, cancellationToken);
+        }
+        catch (JsonException e)
+        {
+            return EngineErrors.Validation($"JSON decode error: {e.Message}");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) return EngineErrors.Validation("Input should be a valid dictionary or object to extract fields from");
+
+            if (!TryParse(root, chat, out var request, out var error)) return error!;
+
+            switch (faults.OnRequest(out var spike))
+            {
+                case FaultDecision.Dead:
+                    return EngineErrors.OpenAi(500, "InternalServerError", "EngineCore encountered an issue. See stack trace (above) for the root cause.");
+                case FaultDecision.Fail:
+                    return EngineErrors.OpenAi(500, "InternalServerError", "Injected fault: the MockEngine was told to fail this request (--mock-fail-rate).");
+            }
+            if (spike > TimeSpan.Zero) await Task.Delay(spike, time, cancellationToken);
+
+            var maxLen = options.EffectiveMaxModelLen;
+            if (request.PromptTokens >= maxLen && request.MaxTokens is null)
+                return EngineErrors.OpenAi(400, "BadRequestError",
+                    $"This model's maximum context length is {maxLen} tokens. However, your request has {request.PromptTokens} input tokens. Please reduce the length of the input messages.");
+            var maxTokens = request.MaxTokens ?? maxLen - request.PromptTokens;
+            if (request.PromptTokens + maxTokens > maxLen)
+                return EngineErrors.OpenAi(400, "BadRequestError",
+                    $"This model's maximum context length is {maxLen} tokens. However, you requested {request.PromptTokens + maxTokens} tokens ({request.PromptTokens} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.");
+
+            var seed = TextGenerator.SeedFor(options.Seed, request.Seed, request.Model, request.PromptText);
+            var natural = request.IgnoreEos ? maxTokens : Math.Max(TextGenerator.NaturalLength(seed), request.MinTokens);
+            var count = Math.Min(natural, maxTokens);
+            var finishReason = natural > maxTokens || (request.IgnoreEos && count == maxTokens) ? "length" : "stop";
+            var pieces = TextGenerator.Pieces(seed, count);
+            var answer = new Answer(request, pieces, finishReason, tokens.Count(string.Concat(pieces)),
+                (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N"), time.GetUtcNow().ToUnixTimeSeconds());
+
+            if (options.ZeroLatency) return await AnswerAtOnceAsync(context, answer, chat);
+
+            var fits = driver.Read(m => m.CanEverFit(request.PromptTokens, count));
+            if (!fits)
+                return EngineErrors.OpenAi(400, "BadRequestError",
+                    $"The request needs {request.PromptTokens + count} tokens of KV cache, more than the engine's {driver.Read(m => m.TotalBlocks) * options.BlockSize}.");
+            return await AnswerThroughModelAsync(context, answer, chat);
+        }
+    }
+
+    private async Task<IResult> AnswerAtOnceAsync(HttpContext context, Answer answer, bool chat)
+    {
+        Interlocked.Increment(ref zeroLatency.InFlight);
+        try
+        {
+            Interlocked.Add(ref zeroLatency.PromptTokens, answer.Request.PromptTokens);
+            Interlocked.Add(ref zeroLatency.GenerationTokens, answer.Pieces.Length);
+            if (answer.FinishReason == "length") Interlocked.Increment(ref zeroLatency.Length); else Interlocked.Increment(ref zeroLatency.Stop);
+            if (!answer.Request.Stream)
+            {
+                inspector.RecordServed(answer.Request.Model);
+                return Results.Bytes(FullBody(answer, chat), "application/json");
+            }
+            StartStream(context);
+            for (var i = 0; i < answer.Pieces.Length; i++)
+                await WriteChunkAsync(context, answer, chat, i, context.RequestAborted);
+            await FinishStreamAsync(context, answer, chat, context.RequestAborted);
+            inspector.RecordServed(answer.Request.Model);
+            return Results.Empty;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref zeroLatency.InFlight);
+        }
+    }
+
+    private async Task<IResult> AnswerThroughModelAsync(HttpContext context, Answer answer, bool chat)
+    {
+        var cancellationToken = context.RequestAborted;
+        var emitted = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var modelRequest = new ModelRequest(answer.Id, answer.Request.Adapter, answer.Request.PromptTokens, answer.Pieces.Length)
+        {
+            FinishReason = answer.FinishReason,
+            TokenEmitted = (r, _) => emitted.Writer.TryWrite(r.GeneratedTokens - 1),
+            Finished = _ => emitted.Writer.TryComplete(),
+        };
+        try
+        {
+            driver.Submit(modelRequest);
+        }
+        catch (InvalidOperationException)
+        {
+            // The adapter was unloaded between validation and submission.
+            return EngineErrors.UnknownModel(answer.Request.Model);
+        }
+
+        try
+        {
+            if (!answer.Request.Stream)
+            {
+                await foreach (var _ in emitted.Reader.ReadAllAsync(cancellationToken)) { }
+                inspector.RecordServed(answer.Request.Model);
+                return Results.Bytes(FullBody(answer, chat), "application/json");
+            }
+            StartStream(context);
+            await foreach (var index in emitted.Reader.ReadAllAsync(cancellationToken))
+                await WriteChunkAsync(context, answer, chat, index, cancellationToken);
+            await FinishStreamAsync(context, answer, chat, cancellationToken);
+            inspector.RecordServed(answer.Request.Model);
+            return Results.Empty;
+        }
+        finally
+        {
+            // Client gone (or we failed): free the request's slot and KV blocks.
+            if (modelRequest.State is RequestState.Waiting or RequestState.Running) driver.Abort(modelRequest);
+        }
+    }
+
+    private static void StartStream(HttpContext context)
+    {
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = "text/event-stream; charset=utf-8";
+        context.Response.Headers.CacheControl = "no-cache";
+    }
+
+    private static async Task WriteEventAsync(HttpContext context, byte[] json, CancellationToken cancellationToken)
+    {
+        await context.Response.Body.WriteAsync(DataPrefix, cancellationToken);
+        await context.Response.Body.WriteAsync(json, cancellationToken);
+        await context.Response.Body.WriteAsync(EventEnd, cancellationToken);
+        await context.Response.Body.FlushAsync(cancellationToken);
+    }
+
+    private static async Task WriteChunkAsync(HttpContext context, Answer answer, bool chat, int index, CancellationToken cancellationToken)
+    {
+        if (chat && index == 0)
+        {
+            // vLLM opens a chat stream with the role.
+            await WriteEventAsync(context, JsonBody.Write(w =>
+            {
+                ChunkHeader(w, answer, chat);
+                w.WriteStartArray("choices");
+                w.WriteStartObject();
+                w.WriteNumber("index", 0);
+                w.WriteStartObject("delta");
+                w.WriteString("role", "assistant");
+                w.WriteString("content", "");
+                w.WriteEndObject();
+                w.WriteNull("logprobs");
+                w.WriteNull("finish_reason");
+                w.WriteEndObject();
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }), cancellationToken);
+        }
+        var last = index == answer.Pieces.Length - 1;
+        await WriteEventAsync(context, JsonBody.Write(w =>
+        {
+            ChunkHeader(w, answer, chat);
+            w.WriteStartArray("choices");
+            w.WriteStartObject();
+            w.WriteNumber("index", 0);
+            if (chat)
+            {
+                w.WriteStartObject("delta");
+                w.WriteString("content", answer.Pieces[index]);
+                w.WriteEndObject();
+            }
+            else
+            {
+                w.WriteString("text", answer.Pieces[index]);
+            }
+            w.WriteNull("logprobs");
+            if (last) w.WriteString("finish_reason", answer.FinishReason); else w.WriteNull("finish_reason");
+            w.WriteNull("stop_reason");
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }), cancellationToken);
+    }
+
+    private static async Task FinishStreamAsync(HttpContext context, Answer answer, bool chat, CancellationToken cancellationToken)
+    {
+        if (answer.Request.IncludeUsage)
+        {
+            await WriteEventAsync(context, JsonBody.Write(w =>
+            {
+                ChunkHeader(w, answer, chat);
+                w.WriteStartArray("choices");
+                w.WriteEndArray();
+                JsonBody.Usage(w, answer.Request.PromptTokens, answer.CompletionTokens);
+                w.WriteEndObject();
+            }), cancellationToken);
+        }
+        await context.Response.Body.WriteAsync(Done, cancellationToken);
+        await context.Response.Body.FlushAsync(cancellationToken);
+    }
+
+    private static void ChunkHeader(Utf8JsonWriter w, Answer answer, bool chat)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", answer.Id);
+        w.WriteString("object", chat ? "chat.completion.chunk" : "text_completion");
+        w.WriteNumber("created", answer.Created);
+        w.WriteString("model", answer.Request.Model);
+    }
+
+    private static byte[] FullBody(Answer answer, bool chat) => JsonBody.Write(w =>
+    {
+        var text = string.Concat(answer.Pieces);
+        w.WriteStartObject();
+        w.WriteString("id", answer.Id);
+        w.WriteString("object", chat ? "chat.completion" : "text_completion");
+        w.WriteNumber("created", answer.Created);
+        w.WriteString("model", answer.Request.Model);
+        w.WriteStartArray("choices");
+        w.WriteStartObject();
+        w.WriteNumber("index", 0);
+        if (chat)
+        {
+            w.WriteStartObject("message");
+            w.WriteString("role", "assistant");
+            w.WriteString("content", text);
+            w.WriteNull("reasoning_content");
+            w.WriteStartArray("tool_calls");
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        else
+        {
+            w.WriteString("text", text);
+        }
+        w.WriteNull("logprobs");
+        w.WriteString("finish_reason", answer.FinishReason);
+        w.WriteNull("stop_reason");
+        w.WriteEndObject();
+        w.WriteEndArray();
+        JsonBody.Usage(w, answer.Request.PromptTokens, answer.CompletionTokens);
+        w.WriteNull("prompt_logprobs");
+        w.WriteEndObject();
+    });
+
+    private sealed record Answer(ParsedRequest Request, string[] Pieces, string FinishReason, int CompletionTokens, string Id, long Created);
+
+    private sealed record ParsedRequest(
+        string Model, string? Adapter, string PromptText, int PromptTokens, int? MaxTokens, int MinTokens,
+        bool IgnoreEos, bool Stream, bool IncludeUsage, long? Seed);
+
+    private bool TryParse(JsonElement root, bool chat, out ParsedRequest request, out IResult? error)
+    {
+        request = null!;
+        error = null;
+
+        var model = options.PrimaryName;
+        if (root.TryGetProperty("model", out var m) && m.ValueKind != JsonValueKind.Null)
+        {
+            if (m.ValueKind != JsonValueKind.String) { error = EngineErrors.Validation("model: Input should be a valid string"); return false; }
+            model = m.GetString()!;
+        }
+
+        string promptText;
+        int promptTokens;
+        if (chat)
+        {
+            if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array)
+            { error = EngineErrors.Validation("messages: Field required (a list of {role, content} objects)"); return false; }
+            var list = new List<(string Role, string Content)>();
+            foreach (var message in messages.EnumerateArray())
+            {
+                if (message.ValueKind != JsonValueKind.Object || !message.TryGetProperty("role", out var role) || role.ValueKind != JsonValueKind.String)
+                { error = EngineErrors.Validation($"messages[{list.Count}].role: Field required"); return false; }
+                if (!TryContent(message, out var content))
+                { error = EngineErrors.Validation($"messages[{list.Count}].content: Input should be a string or a list of text parts"); return false; }
+                list.Add((role.GetString()!, content));
+            }
+            if (list.Count == 0) { error = EngineErrors.OpenAi(400, "BadRequestError", "messages: List should have at least 1 item"); return false; }
+            promptText = string.Join("\n", list.Select(x => x.Role + ": " + x.Content));
+            promptTokens = tokens.CountChat(list);
+        }
+        else
+        {
+            if (!root.TryGetProperty("prompt", out var prompt)) { error = EngineErrors.Validation("prompt: Field required"); return false; }
+            switch (prompt.ValueKind)
+            {
+                case JsonValueKind.String:
+                    promptText = prompt.GetString()!;
+                    promptTokens = 1 + tokens.Count(promptText); // + BOS, as Llama's tokenizer adds it
+                    break;
+                case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number):
+                    promptText = prompt.GetRawText();
+                    promptTokens = prompt.GetArrayLength();
+                    break;
+                case JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String:
+                    promptText = prompt[0].GetString()!;
+                    promptTokens = 1 + tokens.Count(promptText);
+                    break;
+                case JsonValueKind.Array when prompt.GetArrayLength() > 1:
+                    error = EngineErrors.OpenAi(400, "BadRequestError", "The MockEngine answers one prompt per request; send batched prompts as separate requests.");
+                    return false;
+                default:
+                    error = EngineErrors.Validation("prompt: Input should be a string, a list of strings or a list of token ids (non-empty)");
+                    return false;
+            }
+        }
+        if (promptTokens < 1) promptTokens = 1;
+
+        int? maxTokens = null;
+        foreach (var key in chat ? new[] { "max_completion_tokens", "max_tokens" } : ["max_tokens"])
+        {
+            if (!root.TryGetProperty(key, out var mt) || mt.ValueKind == JsonValueKind.Null) continue;
+            if (mt.ValueKind != JsonValueKind.Number || !mt.TryGetInt32(out var value))
+            { error = EngineErrors.Validation($"{key}: Input should be a valid integer"); return false; }
+            if (value < 1) { error = EngineErrors.OpenAi(400, "BadRequestError", $"max_tokens must be at least 1, got {value}."); return false; }
+            maxTokens = value;
+            break;
+        }
+        var minTokens = 0;
+        if (root.TryGetProperty("min_tokens", out var mn) && mn.ValueKind == JsonValueKind.Number && mn.TryGetInt32(out var mnv)) minTokens = Math.Max(0, mnv);
+
+        if (root.TryGetProperty("n", out var n) && n.ValueKind == JsonValueKind.Number && (!n.TryGetInt32(out var nv) || nv != 1))
+        { error = EngineErrors.OpenAi(400, "BadRequestError", "The MockEngine generates one choice per request (n must be 1)."); return false; }
+
+        var stream = Bool(root, "stream");
+        var includeUsage = root.TryGetProperty("stream_options", out var so) && so.ValueKind == JsonValueKind.Object && Bool(so, "include_usage");
+        if (includeUsage && !stream) { error = EngineErrors.OpenAi(400, "BadRequestError", "Stream options can only be defined when `stream=True`."); return false; }
+
+        // vLLM validates the body's shape first, then checks the model.
+        string? adapter = null;
+        if (!options.BaseNames.Contains(model, StringComparer.Ordinal))
+        {
+            if (!adapters.TryGet(model, out _)) { error = EngineErrors.UnknownModel(model); return false; }
+            adapter = model;
+        }
+
+        long? seed = root.TryGetProperty("seed", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out var sv) ? sv : null;
+        request = new ParsedRequest(model, adapter, promptText, promptTokens, maxTokens, minTokens, Bool(root, "ignore_eos"), stream, includeUsage, seed);
+        return true;
+    }
+
+    private static bool Bool(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
+
+    private static bool TryContent(JsonElement message, out string content)
+    {
+        content = "";
+        if (!message.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) return true;
+        if (c.ValueKind == JsonValueKind.String) { content = c.GetString()!; return true; }
+        if (c.ValueKind != JsonValueKind.Array) return false;
+        var text = new StringBuilder();
+        foreach (var part in c.EnumerateArray())
+        {
+            if (part.ValueKind != JsonValueKind.Object) return false;
+            if (part.TryGetProperty("text", out var t) && t.ValueKind == JsonValueKind.String) text.Append(t.GetString());
+        }
+        content = text.ToString();
+        return true;
+    }
+}

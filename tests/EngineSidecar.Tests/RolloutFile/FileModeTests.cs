@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using Grpc.Core;
+using HybridServing.Contracts.OpenAi;
+using HybridServing.Contracts.Sidecar;
+using HybridServing.EngineSidecar.Tests.Infrastructure;
+using HybridServing.TestKit;
+
+namespace HybridServing.EngineSidecar.Tests.RolloutFile;
+
+/// <summary>Seed 002's file mode end to end: its own example config, a Hub, a MockEngine, and a ConfigMap update.</summary>
+public sealed class FileModeTests
+{
+    // rename(2) replaces ..data atomically, as the kubelet's os.Rename does; File.Move cannot replace a directory link.
+    [DllImport("libc", EntryPoint = "rename", SetLastError = true)]
+    private static extern int Rename(string from, string to);
+
+    /// <summary>Lays out a mounted ConfigMap the way the kubelet does: a timestamped directory, <c>..data</c> pointing
+    /// at it, and the visible file as a symlink through <c>..data</c>. An update swaps <c>..data</c> atomically.</summary>
+    private static void WriteConfigMap(string mount, string version, string content)
+    {
+        var dataDir = Path.Combine(mount, "..2026_11_24_" + version);
+        Directory.CreateDirectory(dataDir);
+        File.WriteAllText(Path.Combine(dataDir, "configmap.yaml"), content);
+        var tmpLink = Path.Combine(mount, "..data_tmp");
+        Directory.CreateSymbolicLink(tmpLink, Path.GetFileName(dataDir));
+        Assert.Equal(0, Rename(tmpLink, Path.Combine(mount, "..data")));
+        var visible = Path.Combine(mount, "configmap.yaml");
+        if (!File.Exists(visible) && !Directory.Exists(visible)) File.CreateSymbolicLink(visible, Path.Combine("..data", "configmap.yaml"));
+    }
+
+    private static async Task<string[]> EngineAdaptersAsync(Uri engine)
+    {
+        using var http = new HttpClient { BaseAddress = engine };
+        var list = await http.GetFromJsonAsync<ModelList>("v1/models", OpenAiJson.Options);
+        return list!.Data.Where(m => m.Parent is not null).Select(m => m.Id).Order().ToArray();
+    }
+
+    [Fact]
+    public async Task Seed_002_example_loads_from_the_hub_and_configmap_updates_are_followed()
+    {
+        using var dir = new TempDirectory("fm");
+        const string baseModel = "meta-llama/Llama-3.1-8B-Instruct";
+        var food = TestAdapters.Write(dir.Combine("src"), "food", rank: 8, baseModel);
+        await using var hub = await ArtifactServer.StartAsync();
+        hub.AddAdapter("Kawon/llama3.1-food-finetune_v14_r8/resolve/main", food);
+        await using var engine = await MockEngineHost.StartAsync("--model", baseModel, "--enable-lora", "--max-loras", "4");
+
+        // The seed's example exactly, with only the port pointed at this test's engine.
+        var mount = Directory.CreateDirectory(dir.Combine("config")).FullName;
+        var seed = RolloutConfigTests.MountedSeedFile();
+        WriteConfigMap(mount, "1", seed.Replace("port: 8000", $"port: {engine.Port}"));
+
+        var settings = SidecarHost.FastSettings(engine.BaseUrl, dir.Combine("cache"));
+        settings.Remove("Sidecar:EngineUrl"); // file mode takes host and port from the file
+        settings["Sidecar:Hub:Endpoint"] = hub.BaseUrl.ToString();
+        await using var host = await SidecarHost.StartAsync(settings,
+            ["--config", Path.Combine(mount, "configmap.yaml"), "--health-check-timeout", "10", "--health-check-interval", "0.1", "--reconcile-trigger", "1", "--config-validation"]);
+
+        var state = await host.WaitForStateAsync(s => s.Adapters.Count == 2 && s.Adapters.All(a => a.Phase == AdapterPhase.Loaded), TimeSpan.FromSeconds(15), "seed adapters loaded");
+        Assert.Equal(["food-review-1", "food-review-2"], await EngineAdaptersAsync(engine.BaseUrl));
+        Assert.Equal(state.Adapters[0].LocalPath, state.Adapters[1].LocalPath);
+        Assert.Equal(1, hub.Hits["Kawon/llama3.1-food-finetune_v14_r8/resolve/main/adapter_model.safetensors"]);
+        Assert.Equal($"http://localhost:{engine.Port}/", state.Info.EngineUrl); // the seed default host, the file's port
+
+        // The desired set belongs to the file: gRPC writes are refused.
+        var refused = await Assert.ThrowsAsync<RpcException>(() => host.Client.EnsureAdaptersAsync(new EnsureAdaptersRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Contains("file mode", refused.Status.Detail);
+
+        // ConfigMap update by symlink swap: food-review-2 must go, "both" is in both lists and is skipped.
+        WriteConfigMap(mount, "2", $$"""
+            vLLMLoRAConfig:
+              name: vllm-llama3-8b
+              port: {{engine.Port}}
+              defaultBaseModel: {{baseModel}}
+              ensureExist:
+                models:
+                - id: food-review-1
+                  source: Kawon/llama3.1-food-finetune_v14_r8
+                - id: both
+                  source: Kawon/llama3.1-food-finetune_v14_r8
+              ensureNotExist:
+                models:
+                - id: food-review-2
+                  source: Kawon/llama3.1-food-finetune_v14_r8
+                - id: both
+                  source: Kawon/llama3.1-food-finetune_v14_r8
+            """);
+        var sw = Stopwatch.StartNew();
+        while ((await EngineAdaptersAsync(engine.BaseUrl)).Contains("food-review-2") && sw.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(50);
+        Assert.Equal(["food-review-1"], await EngineAdaptersAsync(engine.BaseUrl));
+        Assert.Contains(CapturingLoggerProvider.Lines, l => l.Contains("Adapter both is listed in both ensureExist and ensureNotExist"));
+
+        // An invalid update is refused as a whole and the previous set stays.
+        WriteConfigMap(mount, "3", "vLLMLoRAConfig:\n  port: not-a-port\n");
+        sw.Restart();
+        while (!CapturingLoggerProvider.Lines.Any(l => l.Contains("'port' must be an integer")) && sw.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(50);
+        Assert.Contains(CapturingLoggerProvider.Lines, l => l.Contains("keeping the previous desired set"));
+        Assert.Equal(["food-review-1"], await EngineAdaptersAsync(engine.BaseUrl));
+    }
+}

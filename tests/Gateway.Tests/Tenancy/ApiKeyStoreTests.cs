@@ -1,0 +1,109 @@
+using System.Security.Cryptography;
+using System.Text;
+using HybridServing.Gateway.Tenancy;
+using HybridServing.TestKit;
+
+namespace HybridServing.Gateway.Tests.Tenancy;
+
+public sealed class ApiKeyStoreTests
+{
+    private static string Sha(string key) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    [Fact]
+    public void Finds_tenants_by_plain_or_hashed_key()
+    {
+        var store = ApiKeyStore.Load(new GatewayOptions
+        {
+            Tenants =
+            {
+                new TenantOptions { Name = "dev", ApiKey = "dev-key", Namespaces = { "default" } },
+                new TenantOptions { Name = "team-b", ApiKeySha256 = Sha("b-key").ToLowerInvariant(), Namespaces = { "b" }, RequestsPerMinute = 5 },
+            },
+        });
+        Assert.Equal("dev", store.Find("dev-key")?.Name);
+        Assert.Equal("team-b", store.Find("b-key")?.Name);
+        Assert.Equal(5, store.Find("b-key")?.RequestsPerMinute);
+        Assert.Null(store.Find("dev-ke"));
+        Assert.Null(store.Find(""));
+    }
+
+    [Fact]
+    public void Reads_a_keys_file_with_hashes_only()
+    {
+        using var dir = new TempDirectory("keys");
+        var path = dir.Combine("keys.json");
+        File.WriteAllText(path, $$"""{"tenants":[{"name":"a","apiKeySha256":"{{Sha("a-key")}}","namespaces":["ns-a"]}]}""");
+        var store = ApiKeyStore.Load(new GatewayOptions { Tenancy = { KeysFile = path } });
+        Assert.Equal("a", store.Find("a-key")?.Name);
+        Assert.Contains("ns-a", store.Find("a-key")!.Namespaces);
+    }
+
+    [Theory]
+    [InlineData("""{"tenants":[{"name":"a","apiKey":"plain","namespaces":["x"]}]}""", "holds a plain 'apiKey'")]
+    [InlineData("""{"tenants":[{"name":"a","apiKeySha256":"zz","namespaces":["x"]}]}""", "not hexadecimal")]
+    [InlineData("""{"tenants":[{"name":"a","apiKeySha256":"abcd","namespaces":["x"]}]}""", "must be 64 hex characters")]
+    [InlineData("""{"tenants":[{"name":"a","apiKeySha256":"0000000000000000000000000000000000000000000000000000000000000000"}]}""", "'Namespaces' must list")]
+    [InlineData("""{"tenants":[{"apiKeySha256":"0000000000000000000000000000000000000000000000000000000000000000","namespaces":["x"]}]}""", "'Name' is required")]
+    [InlineData("""{"tenants":[{"name":"a","apiKeySha":"00","namespaces":["x"]}]}""", "is not valid")]
+    [InlineData("""{"tenants":[""", "is not valid")]
+    public void Rejects_bad_key_files_with_specific_messages(string content, string expected)
+    {
+        using var dir = new TempDirectory("keys");
+        var path = dir.Combine("keys.json");
+        File.WriteAllText(path, content);
+        var ex = Assert.Throws<InvalidOperationException>(() => ApiKeyStore.Load(new GatewayOptions { Tenancy = { KeysFile = path } }));
+        Assert.Contains(expected, ex.Message);
+    }
+
+    [Fact]
+    public void Rejects_a_missing_file_duplicate_keys_and_both_key_forms()
+    {
+        Assert.Contains("does not exist", Assert.Throws<InvalidOperationException>(() =>
+            ApiKeyStore.Load(new GatewayOptions { Tenancy = { KeysFile = "/nonexistent/keys.json" } })).Message);
+        Assert.Contains("same API key", Assert.Throws<InvalidOperationException>(() => ApiKeyStore.Load(new GatewayOptions
+        {
+            Tenants = { new() { Name = "a", ApiKey = "k", Namespaces = { "x" } }, new() { Name = "b", ApiKeySha256 = Sha("k"), Namespaces = { "y" } } },
+        })).Message);
+        Assert.Contains("not both", Assert.Throws<InvalidOperationException>(() => ApiKeyStore.Load(new GatewayOptions
+        {
+            Tenants = { new() { Name = "a", ApiKey = "k", ApiKeySha256 = Sha("k"), Namespaces = { "x" } } },
+        })).Message);
+        Assert.Contains("Gateway:Tenants:0", Assert.Throws<InvalidOperationException>(() => ApiKeyStore.Load(new GatewayOptions
+        {
+            Tenants = { new() { Name = "a", Namespaces = { "x" } } },
+        })).Message);
+    }
+}
+
+public sealed class ApiKeyDirectoryTests
+{
+    private static string Sha(string key) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+
+    private static string File1(string name, string key, string ns) =>
+        $$"""{"tenants":[{"name":"{{name}}","apiKeySha256":"{{Sha(key)}}","namespaces":["{{ns}}"]}]}""";
+
+    [Fact]
+    public void A_rotated_keys_file_replaces_the_keys_and_a_broken_one_is_ignored()
+    {
+        using var dir = new TempDirectory("keys");
+        var path = dir.Combine("keys.json");
+        File.WriteAllText(path, File1("a", "old-key", "ns-a"));
+        var keys = new ApiKeyDirectory(Microsoft.Extensions.Options.Options.Create(new GatewayOptions { Tenancy = { KeysFile = path } }),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<ApiKeyDirectory>.Instance);
+        Assert.Equal("a", keys.Current.Find("old-key")?.Name);
+        Assert.False(keys.ReloadIfChanged());
+
+        File.WriteAllText(path, File1("a", "new-key", "ns-a"));
+        Assert.True(keys.ReloadIfChanged());
+        Assert.Null(keys.Current.Find("old-key"));
+        Assert.Equal("a", keys.Current.Find("new-key")?.Name);
+
+        File.WriteAllText(path, """{"tenants":[{"name":"a","apiKey":"plain","namespaces":["x"]}]}""");
+        Assert.False(keys.ReloadIfChanged());
+        Assert.Equal("a", keys.Current.Find("new-key")?.Name);
+
+        File.Delete(path);
+        Assert.False(keys.ReloadIfChanged());
+        Assert.Equal("a", keys.Current.Find("new-key")?.Name);
+    }
+}
