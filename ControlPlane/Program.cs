@@ -1,5 +1,14 @@
+using HybridServing.ControlPlane.Resources;
+
+// `dotnet run --project ControlPlane -- generate-crd k8s/crds` writes the CRD generated from the C# type.
+if (args is ["generate-crd", ..]) return CrdGenerator.RunCommand(args[1..]);
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults();
+builder.AddControlPlane();
+
 var app = builder.Build();
+app.MapControlPlane();
 app.MapDefaultEndpoints();
 app.Run();
+return 0;

@@ -126,8 +126,15 @@ public static partial class MockEngineExtensions
         return app;
     }
 
-    /// <summary>The process exit code: non-zero when the engine "crashed" (fault injection).</summary>
-    public static int ExitCode(this WebApplication app) => app.Services.GetRequiredService<FaultInjector>().IsDead ? 1 : 0;
+    /// <summary>
+    /// The process exit code, read after the host stopped: non-zero when the engine "crashed"
+    /// (fault injection). Take it before <c>Run()</c>: the services are disposed afterwards.
+    /// </summary>
+    public static Func<int> ExitCode(this WebApplication app)
+    {
+        var faults = app.Services.GetRequiredService<FaultInjector>();
+        return () => faults.IsDead ? 1 : 0;
+    }
 
     private static void Listen(KestrelServerOptions kestrel, string host, int port)
     {

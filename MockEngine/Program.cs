@@ -32,5 +32,6 @@ catch (MockEngineStartupException e)
     Console.Error.WriteLine($"error: {e.Message}");
     return 1;
 }
+var exitCode = app.ExitCode();
 app.Run();
-return app.ExitCode();
+return exitCode();

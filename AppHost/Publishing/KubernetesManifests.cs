@@ -243,6 +243,10 @@ internal static class KubernetesManifests
                 Env("Kestrel__Endpoints__Grpc__Protocols", "Http2"),
                 Env("Sidecar__EngineUrl", $"http://127.0.0.1:{EnginePort}"),
                 Env("Sidecar__EngineKind", "vllm"),
+                // vLLM does not expose its LoRA capacity; the sidecar reports what the engine was started with.
+                Env("Sidecar__MaxLoras", o.MaxLoras.ToString()),
+                Env("Sidecar__MaxCpuLoras", o.MaxCpuLoras.ToString()),
+                Env("Sidecar__MaxLoraRank", o.MaxLoraRank.ToString()),
                 FieldEnv("Sidecar__PodName", "metadata.name"),
                 FieldEnv("Sidecar__NodeName", "spec.nodeName"),
                 Env("Sidecar__CacheDirectory", $"{AdapterMount}/cache"),

@@ -58,6 +58,9 @@ internal static class LocalTopology
             sidecarEnv["Sidecar__EngineKind"] = "vllm";
             sidecarEnv["Sidecar__PodName"] = engine;
             sidecarEnv["Sidecar__NodeName"] = node;
+            // vLLM does not expose its host-memory capacity; the sidecar reports what the engine was started with.
+            sidecarEnv["Sidecar__MaxLoras"] = o.MaxLoras.ToString();
+            sidecarEnv["Sidecar__MaxCpuLoras"] = o.MaxCpuLoras.ToString();
             sidecarEnv["Sidecar__CacheDirectory"] = Path.Combine(stateDirectory, sidecar, "cache");
             for (var r = 0; r < adapterRoots.Count; r++) sidecarEnv[$"Sidecar__AllowedLocalRoots__{r}"] = adapterRoots[r];
             resources.Add(new ResourceDefinition(sidecar, "EngineSidecar", [], sidecarEnv,
@@ -103,6 +106,9 @@ internal static class LocalTopology
             ["OTEL_SERVICE_NAME"] = name,
             ["OTEL_RESOURCE_ATTRIBUTES"] = $"service.instance.id={name}-{Environment.ProcessId}",
             ["Logging__Console__FormatterName"] = "simple",
+            // Request-level framework logs (every health probe and metrics scrape) drown the components' own.
+            ["Logging__LogLevel__Microsoft.AspNetCore"] = "Warning",
+            ["Logging__LogLevel__System.Net.Http.HttpClient"] = "Warning",
             ["Logging__Console__FormatterOptions__SingleLine"] = "true",
             ["Logging__Console__FormatterOptions__TimestampFormat"] = "HH:mm:ss ",
             // Children stop themselves if the AppHost dies without stopping them (no orphans).

@@ -1,0 +1,111 @@
+using Google.Protobuf;
+using HybridServing.Contracts.Resources;
+using HybridServing.ControlPlane.Homes;
+using HybridServing.ControlPlane.Reconciliation;
+using HybridServing.ControlPlane.Routing;
+using k8s;
+using k8s.Models;
+
+namespace HybridServing.ControlPlane.Api;
+
+/// <summary>
+/// The HTTP surface: LoraAdapters in Kubernetes shape (what <c>kubectl get lora -o json</c> would
+/// show), the JSON mirror of the router API (proto3 JSON mapping of the same messages), and an
+/// operator's status page.
+/// </summary>
+internal static class ControlPlaneEndpoints
+{
+    public const string ApiPrefix = "/apis/" + LoraAdapter.Group + "/" + LoraAdapter.Version;
+    private static readonly JsonFormatter ProtoJson = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+
+    public static IEndpointRouteBuilder MapLoraAdapterApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet(ApiPrefix + "/namespaces/{ns}/" + LoraAdapter.Plural, (string ns, LoraAdapterStore store) => List(store, ns));
+        app.MapGet(ApiPrefix + "/" + LoraAdapter.Plural, (LoraAdapterStore store) => List(store, null));
+        app.MapGet(ApiPrefix + "/namespaces/{ns}/" + LoraAdapter.Plural + "/{name}", (string ns, string name, LoraAdapterStore store) =>
+            store.Get(ns, name) is { } adapter ? Json(KubernetesJson.Serialize(adapter)) : NotFound(name));
+        return app;
+    }
+
+    public static IEndpointRouteBuilder MapRouterJson(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/v1/routes", (RoutingTableStore routes) => Proto(routes.Current));
+        app.MapGet("/v1/adapters", (string? baseModel, RoutingTableStore routes) => Proto(RouterQueries.ListAvailable(routes.Current, baseModel)));
+        app.MapGet("/v1/adapters/{name}/pods", (string name, RoutingTableStore routes) =>
+            RouterQueries.PodsFor(routes.Current, name) is { } pods ? Proto(pods) : Problem(404, "NotFound", $"no adapter named '{name}' is declared."));
+        app.MapPost("/v1/adapters/{name}/load", async (string name, Reconciler reconciler, CancellationToken ct) =>
+        {
+            var response = await reconciler.RequestLoadAsync(name, ct);
+            var code = response.Accepted ? StatusCodes.Status202Accepted : response.Reason == "NotFound" ? StatusCodes.Status404NotFound : StatusCodes.Status409Conflict;
+            return Results.Text(ProtoJson.Format(response), "application/json", statusCode: code);
+        });
+        app.MapGet("/v1/status", (Reconciler reconciler, IControlPlaneHome home, RoutingTableStore routes) => Results.Json(StatusPage(reconciler.Model, home, routes)));
+        return app;
+    }
+
+    private static IResult List(LoraAdapterStore store, string? ns)
+    {
+        var list = new LoraAdapterList
+        {
+            Metadata = new V1ListMeta { ResourceVersion = store.ResourceVersion.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            Items = [.. store.List(ns)],
+        };
+        return Json(KubernetesJson.Serialize(list));
+    }
+
+    private static IResult Json(string json, int status = 200) => Results.Text(json, "application/json", statusCode: status);
+
+    private static IResult Proto(IMessage message) => Results.Text(ProtoJson.Format(message), "application/json");
+
+    // The shape kube-apiserver answers with (KubernetesClient cannot serialize V1Status itself).
+    private static IResult NotFound(string name) => Results.Json(new
+    {
+        kind = "Status",
+        apiVersion = "v1",
+        metadata = new { },
+        status = "Failure",
+        message = $"{LoraAdapter.Plural}.{LoraAdapter.Group} \"{name}\" not found",
+        reason = "NotFound",
+        details = new { name, group = LoraAdapter.Group, kind = LoraAdapter.Plural },
+        code = 404,
+    }, statusCode: 404);
+
+    private static IResult Problem(int code, string reason, string message) =>
+        Results.Json(new { error = new { code, reason, message } }, statusCode: code);
+
+    private static object StatusPage(ReconcileModel model, IControlPlaneHome home, RoutingTableStore routes) => new
+    {
+        home = home.Kind,
+        synced = home.Synced,
+        reconcile = new { sequence = model.Sequence, at = model.Sequence == 0 ? (DateTimeOffset?)null : model.At },
+        routesVersion = routes.Current.Version,
+        problems = home.Current.Problems.Select(p => new { origin = p.Origin, message = p.Message }),
+        engines = model.Engines.Select(v => new
+        {
+            name = v.Endpoint.Name,
+            node = v.Node,
+            sidecarUrl = v.Endpoint.SidecarUrl.ToString(),
+            labels = v.Endpoint.Labels,
+            connected = v.Connected,
+            disconnectedSince = v.DisconnectedSince,
+            lastError = v.LastError,
+            engineUrl = v.Info?.EngineUrl,
+            engineKind = v.Info?.EngineKind,
+            baseModels = v.Info?.BaseModels.ToArray(),
+            maxLoras = v.Info?.MaxLoras,
+            maxCpuLoras = v.Info?.MaxCpuLoras,
+            maxLoraRank = v.Info?.MaxLoraRank,
+            desired = model.Plan.AdaptersOn(v.Endpoint.Name),
+            sentGeneration = v.SentGeneration,
+            adapters = v.Adapters.Values.OrderBy(a => a.Name, StringComparer.Ordinal)
+                .Select(a => new { name = a.Name, phase = StatusBuilder.PhaseName(a.Phase), reason = a.Reason, message = a.Message }),
+        }),
+        adapters = model.Owners.OrderBy(o => o.Key, StringComparer.Ordinal).Select(o => new
+        {
+            name = o.Key,
+            resource = o.Value.Resource.Key,
+            engines = model.Plan.EnginesFor(o.Key),
+            shortfall = model.Plan.Shortfalls.TryGetValue(o.Key, out var s) ? new { reason = s.Reason, message = s.Message } : null,
+        }),
+    };
+}

@@ -1,0 +1,56 @@
+namespace HybridServing.ControlPlane;
+
+/// <summary>The <c>ControlPlane</c> configuration section.</summary>
+internal sealed class ControlPlaneOptions
+{
+    public const string Section = "ControlPlane";
+
+    /// <summary><c>Local</c> (YAML folder + configured engines) or <c>Kubernetes</c> (CRD informers, engine pods by label; see <c>ControlPlane:Kubernetes</c>).</summary>
+    public string Home { get; set; } = "Local";
+
+    /// <summary>Folder of LoraAdapter YAML files (<c>*.yaml</c>, <c>*.yml</c>), watched for changes.</summary>
+    public string? ManifestsPath { get; set; }
+
+    /// <summary>Engines, each reached through its sidecar.</summary>
+    public List<EngineOptions> Engines { get; set; } = [];
+
+    /// <summary>How often sources are listed again and everything is re-checked, even without events.</summary>
+    public TimeSpan ResyncInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Safety-net poll of the manifests folder, in case a file-system event is lost.</summary>
+    public TimeSpan ManifestPollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>First retry delay after a failure (per adapter and engine, per source, per sidecar call); doubles up to the maximum.</summary>
+    public TimeSpan BackoffInitial { get; set; } = TimeSpan.FromSeconds(2);
+
+    public TimeSpan BackoffMax { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>An engine whose sidecar stays unreachable this long is dropped from placement and its adapters move.</summary>
+    public TimeSpan EngineGracePeriod { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Reconnect delay bounds for a sidecar's WatchState stream.</summary>
+    public TimeSpan ReconnectInitial { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    public TimeSpan ReconnectMax { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Deadline of one EnsureAdapters call.</summary>
+    public TimeSpan SidecarCallTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Prefer engines on nodes that do not hold the adapter yet.</summary>
+    public bool SpreadAcrossNodes { get; set; } = true;
+}
+
+/// <summary><c>ControlPlane:Engines:N</c>: one engine and where its sidecar listens.</summary>
+internal sealed class EngineOptions
+{
+    public string Name { get; set; } = "";
+
+    /// <summary>Node (machine) name, for spreading replicas; defaults to what the sidecar reports, else the engine name.</summary>
+    public string? Node { get; set; }
+
+    /// <summary>The sidecar's gRPC URL (h2c), e.g. <c>http://127.0.0.1:9100</c>.</summary>
+    public string SidecarUrl { get; set; } = "";
+
+    /// <summary>Labels matched by <c>spec.deploymentConfig.podSelector</c>.</summary>
+    public Dictionary<string, string> Labels { get; set; } = [];
+}

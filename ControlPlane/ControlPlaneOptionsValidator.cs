@@ -1,0 +1,28 @@
+using Microsoft.Extensions.Options;
+
+namespace HybridServing.ControlPlane;
+
+/// <summary>Fails start-up with a message naming the configuration key, rather than misbehaving later.</summary>
+internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPlaneOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ControlPlaneOptions o)
+    {
+        var errors = new List<string>();
+        if (!string.Equals(o.Home, "Local", StringComparison.OrdinalIgnoreCase) && !string.Equals(o.Home, "Kubernetes", StringComparison.OrdinalIgnoreCase))
+            errors.Add($"ControlPlane:Home '{o.Home}' is not supported; use 'Local' (YAML folder + configured engines) or 'Kubernetes'.");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < o.Engines.Count; i++)
+        {
+            var e = o.Engines[i];
+            var key = $"ControlPlane:Engines:{i}";
+            if (string.IsNullOrWhiteSpace(e.Name)) errors.Add($"{key}:Name is required.");
+            else if (!names.Add(e.Name)) errors.Add($"{key}:Name '{e.Name}' is used by another engine.");
+            if (!Uri.TryCreate(e.SidecarUrl, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+                errors.Add($"{key}:SidecarUrl '{e.SidecarUrl}' must be an absolute http:// (h2c) or https:// URL of the sidecar's gRPC endpoint.");
+        }
+        if (o.ResyncInterval <= TimeSpan.Zero) errors.Add("ControlPlane:ResyncInterval must be positive.");
+        if (o.BackoffInitial <= TimeSpan.Zero || o.BackoffMax < o.BackoffInitial) errors.Add("ControlPlane:BackoffInitial must be positive and not above ControlPlane:BackoffMax.");
+        if (o.ReconnectInitial <= TimeSpan.Zero || o.ReconnectMax < o.ReconnectInitial) errors.Add("ControlPlane:ReconnectInitial must be positive and not above ControlPlane:ReconnectMax.");
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+}

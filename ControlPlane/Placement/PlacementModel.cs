@@ -1,0 +1,104 @@
+namespace HybridServing.ControlPlane.Placement;
+
+/// <summary>An engine as the solver sees it. <see cref="Current"/> is what it holds (or was last told to hold) now.</summary>
+/// <param name="MaxLoraRank">0 = unknown (no rank limit applied).</param>
+/// <param name="AdapterMemoryBudgetBytes">0 = unknown (no memory limit applied).</param>
+internal sealed record EngineSnapshot(
+    string Name,
+    string Node,
+    IReadOnlyList<string> BaseModels,
+    IReadOnlyDictionary<string, string> Labels,
+    int MaxLoras,
+    int MaxCpuLoras,
+    int MaxLoraRank,
+    long AdapterMemoryBudgetBytes,
+    IReadOnlyCollection<string> Current)
+{
+    /// <summary>
+    /// Adapters an engine can hold registered at once. vLLM keeps up to <c>max_cpu_loras</c> in host
+    /// memory (at least <c>max_loras</c>); registering more forces disk reloads on the request path.
+    /// </summary>
+    public int Slots => Math.Max(MaxLoras, MaxCpuLoras);
+}
+
+internal sealed record ClusterSnapshot(IReadOnlyList<EngineSnapshot> Engines);
+
+/// <summary>One label-selector requirement (Kubernetes semantics).</summary>
+internal sealed record SelectorRequirement(string Key, string Operator, IReadOnlyList<string> Values);
+
+/// <summary>A label selector over engine labels; empty matches every engine.</summary>
+internal sealed record EngineSelector(IReadOnlyDictionary<string, string> MatchLabels, IReadOnlyList<SelectorRequirement> Expressions)
+{
+    public static readonly EngineSelector Everything = new(new Dictionary<string, string>(), []);
+
+    /// <summary>A canonical text form: equal selectors share compatibility computations.</summary>
+    public string Key { get; } =
+        string.Join(",", MatchLabels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"{l.Key}={l.Value}")) + ";" +
+        string.Join(",", Expressions.Select(e => $"{e.Key} {e.Operator} ({string.Join("|", e.Values.Order(StringComparer.Ordinal))})").Order(StringComparer.Ordinal));
+
+    public bool Matches(IReadOnlyDictionary<string, string> labels)
+    {
+        foreach (var (k, v) in MatchLabels)
+            if (!labels.TryGetValue(k, out var actual) || actual != v) return false;
+        foreach (var e in Expressions)
+        {
+            var has = labels.TryGetValue(e.Key, out var value);
+            var ok = e.Operator switch
+            {
+                "In" => has && e.Values.Contains(value!),
+                "NotIn" => !has || !e.Values.Contains(value!),
+                "Exists" => has,
+                "DoesNotExist" => !has,
+                _ => false,
+            };
+            if (!ok) return false;
+        }
+        return true;
+    }
+}
+
+/// <summary>What one adapter needs.</summary>
+/// <param name="Name">Unique across the demands (the adapter's name on engines).</param>
+/// <param name="MemoryBytes">Memory it takes on an engine (counted against the adapter memory budget).</param>
+/// <param name="MaxReplicas"><see cref="int.MaxValue"/> for "all matching engines".</param>
+/// <param name="CanPreempt">preemptionPolicy LowerPriority: may evict lower-priority adapters to reach its minimum.</param>
+/// <param name="ExcludedEngines">Engines it must not go to now (backing off after failures there).</param>
+internal sealed record AdapterDemand(
+    string Name,
+    string BaseModel,
+    int Rank,
+    long MemoryBytes,
+    EngineSelector Selector,
+    int MinReplicas,
+    int MaxReplicas,
+    int Priority,
+    bool CanPreempt,
+    IReadOnlySet<string>? ExcludedEngines = null);
+
+/// <param name="SpreadAcrossNodes">Prefer engines on nodes that do not yet hold the adapter.</param>
+internal sealed record PlacementOptions(bool SpreadAcrossNodes = true)
+{
+    public static readonly PlacementOptions Default = new();
+}
+
+/// <summary>Why an adapter has fewer engines than its minimum.</summary>
+internal sealed record Shortfall(string Reason, string Message);
+
+/// <summary>An adapter removed from an engine so that a higher-priority one could take the slot.</summary>
+internal sealed record Preemption(string Victim, string Engine, string By);
+
+/// <summary>The solver's answer: which engines hold which adapters, and why some have fewer than they asked for.</summary>
+internal sealed record Plan(
+    IReadOnlyDictionary<string, IReadOnlyList<string>> EngineAdapters,
+    IReadOnlyDictionary<string, IReadOnlyList<string>> AdapterEngines,
+    IReadOnlyDictionary<string, Shortfall> Shortfalls,
+    IReadOnlyList<Preemption> Preemptions)
+{
+    public IReadOnlyList<string> EnginesFor(string adapter) => AdapterEngines.TryGetValue(adapter, out var e) ? e : [];
+
+    public IReadOnlyList<string> AdaptersOn(string engine) => EngineAdapters.TryGetValue(engine, out var a) ? a : [];
+
+    /// <summary>The same cluster with this plan as its current state (for what-if runs and fixed-point checks).</summary>
+    public ClusterSnapshot Apply(ClusterSnapshot cluster) =>
+        new([.. cluster.Engines.Select(e => e with { Current = AdaptersOn(e.Name) })]);
+}

@@ -1,0 +1,349 @@
+using HybridServing.Contracts.Resources;
+
+namespace HybridServing.ControlPlane.Placement;
+
+/// <summary>
+/// Capacity-aware adapter placement: a pure, deterministic function of its inputs (no clock, no I/O,
+/// no randomness). Demands are served in priority order (then name), in three passes:
+/// <list type="number">
+/// <item>keep: existing placements that are still valid stay (minimal churn), up to each adapter's maximum;</item>
+/// <item>minimum: every adapter is brought up to its minimum replicas, on free slots first, then by
+///   reclaiming another adapter's extra replica (above its own minimum, priority not higher), then —
+///   only with preemptionPolicy LowerPriority — by evicting a lower-priority adapter;</item>
+/// <item>maximum: remaining free slots give adapters replicas up to their maximum.</item>
+/// </list>
+/// The minimum and maximum passes repeat until nothing moves, so that solving a solved plan again
+/// changes nothing (the plan is a fixed point). Among equal candidates an engine on a node that does
+/// not hold the adapter yet wins (spread), then the engine with the most free slots, then the name.
+/// </summary>
+internal static class PlacementSolver
+{
+    private const int MaxPasses = 4;
+
+    public static Plan Solve(ClusterSnapshot cluster, IReadOnlyList<AdapterDemand> demands, PlacementOptions options)
+    {
+        var state = new State(cluster, demands, options);
+        state.Keep();
+        for (var pass = 0; pass < MaxPasses; pass++)
+        {
+            var changed = state.MinimumPass();
+            changed |= state.MaximumPass();
+            if (!changed) break;
+        }
+        return state.ToPlan();
+    }
+
+    /// <summary>
+    /// Demands with the same base model, selector, rank (and memory, where budgets exist) share one
+    /// eligibility class: one array of eligible engines and one set of those engines that still have
+    /// free slots, ordered by most free slots then name. Finding the best engine is then a walk from
+    /// the front of that set rather than a scan of every engine.
+    /// </summary>
+    private sealed class EligibilityClass(int[] engines)
+    {
+        public readonly int[] Engines = engines;
+        public readonly SortedSet<long> Free = [];
+    }
+
+    private sealed class State
+    {
+        private readonly EngineSnapshot[] _engines;
+        private readonly int[] _node;
+        private readonly int[] _slotsFree;
+        private readonly long[] _memFree;
+        private readonly List<int>[] _held;
+        private readonly AdapterDemand[] _demands;
+        private readonly int[] _order;
+        private readonly int[][] _baseMatch;
+        private readonly EligibilityClass[] _class;
+        private readonly int[][] _eligible;
+        private readonly List<EligibilityClass>[] _engineClasses;
+        private readonly List<int>[] _holders;
+        private readonly string?[] _preemptedBy;
+        private readonly List<Preemption> _preemptions = [];
+        private readonly PlacementOptions _options;
+
+        public State(ClusterSnapshot cluster, IReadOnlyList<AdapterDemand> demands, PlacementOptions options)
+        {
+            _options = options;
+            _engines = [.. cluster.Engines.OrderBy(e => e.Name, StringComparer.Ordinal)];
+            var nodes = new Dictionary<string, int>(StringComparer.Ordinal);
+            _node = [.. _engines.Select(e => nodes.TryGetValue(e.Node, out var id) ? id : nodes[e.Node] = nodes.Count)];
+            _slotsFree = [.. _engines.Select(e => e.Slots)];
+            _memFree = [.. _engines.Select(e => e.AdapterMemoryBudgetBytes > 0 ? e.AdapterMemoryBudgetBytes : long.MaxValue)];
+            _held = [.. _engines.Select(_ => new List<int>())];
+            _engineClasses = [.. _engines.Select(_ => new List<EligibilityClass>())];
+
+            _demands = [.. demands];
+            var byName = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (var i = 0; i < _demands.Length; i++)
+                if (!byName.TryAdd(_demands[i].Name, i))
+                    throw new ArgumentException($"Two demands are named '{_demands[i].Name}'; adapter names must be unique.", nameof(demands));
+            _order = [.. Enumerable.Range(0, _demands.Length)
+                .OrderByDescending(i => _demands[i].Priority).ThenBy(i => _demands[i].Name, StringComparer.Ordinal)];
+            _holders = [.. _demands.Select(_ => new List<int>(2))];
+            _preemptedBy = new string?[_demands.Length];
+
+            // Compatibility is computed once per distinct (base model, selector[, rank][, memory]) and shared.
+            var baseCache = new Dictionary<string, int[]>(StringComparer.Ordinal);
+            var classCache = new Dictionary<string, EligibilityClass>(StringComparer.Ordinal);
+            _baseMatch = new int[_demands.Length][];
+            _class = new EligibilityClass[_demands.Length];
+            _eligible = new int[_demands.Length][];
+            for (var d = 0; d < _demands.Length; d++)
+            {
+                var demand = _demands[d];
+                var baseKey = demand.BaseModel + "\n" + demand.Selector.Key;
+                if (!baseCache.TryGetValue(baseKey, out var match))
+                    baseCache[baseKey] = match = [.. Enumerable.Range(0, _engines.Length).Where(e =>
+                        _engines[e].BaseModels.Contains(demand.BaseModel, StringComparer.Ordinal) && demand.Selector.Matches(_engines[e].Labels))];
+                _baseMatch[d] = match;
+                var rankMatters = match.Any(e => _engines[e].MaxLoraRank > 0);
+                var memoryMatters = match.Any(e => _engines[e].AdapterMemoryBudgetBytes > 0);
+                var classKey = $"{baseKey}\n{(rankMatters ? demand.Rank : 0)}\n{(memoryMatters ? demand.MemoryBytes : 0)}";
+                if (!classCache.TryGetValue(classKey, out var cls))
+                {
+                    classCache[classKey] = cls = new EligibilityClass([.. match.Where(e => Fits(_engines[e], demand))]);
+                    foreach (var e in cls.Engines) _engineClasses[e].Add(cls);
+                }
+                _class[d] = cls;
+                _eligible[d] = demand.ExcludedEngines is { Count: > 0 } excluded
+                    ? [.. cls.Engines.Where(e => !excluded.Contains(_engines[e].Name))]
+                    : cls.Engines;
+            }
+
+            // Current residency, mapped to demand indices (adapters no longer demanded are dropped).
+            _currentHolders = [.. _demands.Select(_ => new List<int>())];
+            for (var e = 0; e < _engines.Length; e++)
+                foreach (var name in _engines[e].Current)
+                    if (byName.TryGetValue(name, out var d)) _currentHolders[d].Add(e);
+        }
+
+        private readonly List<int>[] _currentHolders;
+
+        // Ascending order = most free slots first, then lowest engine index (name order).
+        private long FreeKey(int e) => ((long)(int.MaxValue - _slotsFree[e]) << 32) | (uint)e;
+
+        // The ordered free sets are filled after the keep pass: keeping thousands of placements would
+        // otherwise re-sort every engine once per kept adapter.
+        private bool _freeSetsReady;
+
+        private void FillFreeSets()
+        {
+            for (var e = 0; e < _engines.Length; e++)
+                if (_slotsFree[e] > 0)
+                    foreach (var cls in _engineClasses[e]) cls.Free.Add(FreeKey(e));
+            _freeSetsReady = true;
+        }
+
+        private void SetSlotsFree(int e, int value)
+        {
+            if (!_freeSetsReady)
+            {
+                _slotsFree[e] = value;
+                return;
+            }
+            var had = _slotsFree[e] > 0;
+            var oldKey = FreeKey(e);
+            _slotsFree[e] = value;
+            var newKey = FreeKey(e);
+            foreach (var cls in _engineClasses[e])
+            {
+                if (had) cls.Free.Remove(oldKey);
+                if (value > 0) cls.Free.Add(newKey);
+            }
+        }
+
+        private static bool Fits(EngineSnapshot engine, AdapterDemand demand) =>
+            (engine.MaxLoraRank <= 0 || demand.Rank <= engine.MaxLoraRank)
+            && (engine.AdapterMemoryBudgetBytes <= 0 || demand.MemoryBytes <= engine.AdapterMemoryBudgetBytes)
+            && engine.Slots > 0;
+
+        private bool Holds(int e, int d) => _holders[d].Contains(e);
+        private bool IsEligible(int d, int e) => Array.BinarySearch(_eligible[d], e) >= 0;
+        private bool HasRoom(int e, int d) => _slotsFree[e] > 0 && _memFree[e] >= _demands[d].MemoryBytes;
+
+        private void Assign(int e, int d)
+        {
+            _held[e].Add(d);
+            _holders[d].Add(e);
+            SetSlotsFree(e, _slotsFree[e] - 1);
+            _memFree[e] -= _demands[d].MemoryBytes;
+        }
+
+        private void Remove(int e, int d)
+        {
+            _held[e].Remove(d);
+            _holders[d].Remove(e);
+            SetSlotsFree(e, _slotsFree[e] + 1);
+            _memFree[e] += _demands[d].MemoryBytes;
+        }
+
+        private int Min(int d) => Math.Min(_demands[d].MinReplicas, _demands[d].MaxReplicas);
+
+        public void Keep()
+        {
+            foreach (var d in _order)
+            {
+                var current = _currentHolders[d];
+                if (current.Count > 1) current.Sort();
+                foreach (var e in current)
+                    if (_holders[d].Count < _demands[d].MaxReplicas && IsEligible(d, e) && !Holds(e, d) && HasRoom(e, d))
+                        Assign(e, d);
+            }
+            FillFreeSets();
+        }
+
+        public bool MinimumPass()
+        {
+            var changed = false;
+            foreach (var d in _order)
+                while (_holders[d].Count < Min(d))
+                {
+                    if (!(TryFree(d) || TryTake(d, reclaimOnly: true) || _demands[d].CanPreempt && TryTake(d, reclaimOnly: false))) break;
+                    changed = true;
+                }
+            return changed;
+        }
+
+        public bool MaximumPass()
+        {
+            var changed = false;
+            foreach (var d in _order)
+                while (_holders[d].Count < _demands[d].MaxReplicas && TryFree(d)) changed = true;
+            return changed;
+        }
+
+        /// <summary>Is engine <paramref name="e"/> on a node the adapter is not on yet?</summary>
+        private bool NewNode(int d, int e)
+        {
+            if (!_options.SpreadAcrossNodes) return false;
+            foreach (var h in _holders[d]) if (_node[h] == _node[e]) return false;
+            return true;
+        }
+
+        private bool TryFree(int d)
+        {
+            var best = -1;
+            var bestNew = false;
+            if (ReferenceEquals(_eligible[d], _class[d].Engines))
+            {
+                // Walk engines with free slots, most free first: the first one on a new node is the answer.
+                foreach (var key in _class[d].Free)
+                {
+                    var e = (int)(key & 0xFFFFFFFF);
+                    if (_memFree[e] < _demands[d].MemoryBytes || Holds(e, d)) continue;
+                    if (NewNode(d, e)) { best = e; bestNew = true; break; }
+                    if (best < 0) best = e;
+                }
+            }
+            else
+            {
+                foreach (var e in _eligible[d])
+                {
+                    if (!HasRoom(e, d) || Holds(e, d)) continue;
+                    var isNew = NewNode(d, e);
+                    if (best < 0 || isNew && !bestNew || isNew == bestNew && _slotsFree[e] > _slotsFree[best])
+                    {
+                        best = e;
+                        bestNew = isNew;
+                    }
+                }
+            }
+            if (best < 0) return false;
+            Assign(best, d);
+            return true;
+        }
+
+        /// <summary>
+        /// Frees a slot for <paramref name="d"/> by taking it from another adapter: an extra replica
+        /// (above that adapter's minimum, priority not higher than d's) when <paramref name="reclaimOnly"/>,
+        /// else any replica of a strictly lower-priority adapter (preemption).
+        /// </summary>
+        private bool TryTake(int d, bool reclaimOnly)
+        {
+            var priority = _demands[d].Priority;
+            int bestE = -1, bestX = -1;
+            foreach (var e in _eligible[d])
+            {
+                if (Holds(e, d)) continue;
+                foreach (var x in _held[e])
+                {
+                    var px = _demands[x].Priority;
+                    var extra = _holders[x].Count > Min(x);
+                    if (reclaimOnly ? !(extra && px <= priority) : px >= priority) continue;
+                    if (_slotsFree[e] + 1 <= 0 || _memFree[e] + _demands[x].MemoryBytes < _demands[d].MemoryBytes) continue;
+                    if (bestX < 0 || Better(d, e, x, bestE, bestX)) { bestE = e; bestX = x; }
+                }
+            }
+            if (bestX < 0) return false;
+            Remove(bestE, bestX);
+            Assign(bestE, d);
+            if (!reclaimOnly)
+            {
+                _preemptedBy[bestX] = _demands[d].Name;
+                _preemptions.Add(new Preemption(_demands[bestX].Name, _engines[bestE].Name, _demands[d].Name));
+            }
+            return true;
+        }
+
+        // Victim order: lowest priority, then most replicas above its minimum, then spread for d, then names.
+        private bool Better(int d, int e, int x, int bestE, int bestX)
+        {
+            var c = _demands[x].Priority.CompareTo(_demands[bestX].Priority);
+            if (c != 0) return c < 0;
+            c = (_holders[x].Count - Min(x)).CompareTo(_holders[bestX].Count - Min(bestX));
+            if (c != 0) return c > 0;
+            var n = NewNode(d, e).CompareTo(NewNode(d, bestE));
+            if (n != 0) return n > 0;
+            if (e != bestE) return e < bestE;
+            return string.CompareOrdinal(_demands[x].Name, _demands[bestX].Name) < 0;
+        }
+
+        public Plan ToPlan()
+        {
+            var engineAdapters = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            for (var e = 0; e < _engines.Length; e++)
+                engineAdapters[_engines[e].Name] = [.. _held[e].Select(d => _demands[d].Name).Order(StringComparer.Ordinal)];
+            var adapterEngines = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            var shortfalls = new Dictionary<string, Shortfall>(StringComparer.Ordinal);
+            for (var d = 0; d < _demands.Length; d++)
+            {
+                adapterEngines[_demands[d].Name] = [.. _holders[d].Select(e => _engines[e].Name).Order(StringComparer.Ordinal)];
+                if (_holders[d].Count < Min(d)) shortfalls[_demands[d].Name] = Explain(d);
+            }
+            return new Plan(engineAdapters, adapterEngines, shortfalls, _preemptions);
+        }
+
+        private Shortfall Explain(int d)
+        {
+            var demand = _demands[d];
+            var placed = _holders[d].Count;
+            if (_baseMatch[d].Length == 0)
+            {
+                var serving = _engines.Count(e => e.BaseModels.Contains(demand.BaseModel, StringComparer.Ordinal));
+                return new(LoraAdapterReasons.NoCompatibleEngine, serving == 0
+                    ? $"no engine serves base model '{demand.BaseModel}' ({_engines.Length} engine(s) known)."
+                    : $"{serving} engine(s) serve base model '{demand.BaseModel}' but none matches the pod selector.");
+            }
+            if (_class[d].Engines.Length == 0)
+            {
+                var candidates = _baseMatch[d].Select(e => _engines[e]).ToArray();
+                if (candidates.All(e => e.MaxLoraRank > 0 && demand.Rank > e.MaxLoraRank))
+                    return new(LoraAdapterReasons.AdapterIncompatible,
+                        $"rank {demand.Rank} exceeds max_lora_rank of every compatible engine (largest: {candidates.Max(e => e.MaxLoraRank)}).");
+                if (candidates.All(e => e.Slots <= 0))
+                    return new(LoraAdapterReasons.AdapterIncompatible, "no compatible engine has LoRA slots (max_loras is 0).");
+                return new(LoraAdapterReasons.AdapterIncompatible,
+                    $"needs {demand.MemoryBytes} bytes of adapter memory; the largest budget among compatible engines is {candidates.Max(e => e.AdapterMemoryBudgetBytes)} bytes.");
+            }
+            if (_eligible[d].Length == 0)
+                return new(LoraAdapterReasons.LoadFailed, $"loading failed on every compatible engine ({_class[d].Engines.Length}); backing off before retrying.");
+            if (_preemptedBy[d] is { } by)
+                return new(LoraAdapterReasons.Preempted, $"preempted by higher-priority adapter '{by}'; placed on {placed} of at least {Min(d)} engine(s).");
+            return new(LoraAdapterReasons.InsufficientCapacity,
+                $"placed on {placed} of at least {Min(d)} engine(s): the {_eligible[d].Length} compatible engine(s) have no free slot"
+                + (demand.CanPreempt ? " and hold nothing of lower priority." : " (preemptionPolicy None)."));
+        }
+    }
+}

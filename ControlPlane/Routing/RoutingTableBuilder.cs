@@ -1,0 +1,47 @@
+using HybridServing.Contracts.ControlPlane;
+using HybridServing.Contracts.Sidecar;
+using HybridServing.ControlPlane.Engines;
+using HybridServing.ControlPlane.Reconciliation;
+
+namespace HybridServing.ControlPlane.Routing;
+
+/// <summary>Builds the routing table from a reconcile's picture. Pure.</summary>
+internal static class RoutingTableBuilder
+{
+    public static RoutingTable Build(ReconcileModel model, IReadOnlyDictionary<string, EngineView> views)
+    {
+        var table = new RoutingTable();
+        foreach (var view in views.Values.Where(v => v.Info is not null).OrderBy(v => v.Endpoint.Name, StringComparer.Ordinal))
+        {
+            var engine = new Engine
+            {
+                Name = view.Endpoint.Name,
+                Node = view.Node,
+                Url = view.Info!.EngineUrl,
+                Healthy = view.Connected && (view.Load?.Healthy ?? true),
+                MaxLoras = view.Info.MaxLoras,
+                MaxCpuLoras = view.Info.MaxCpuLoras,
+            };
+            engine.BaseModels.AddRange(view.Info.BaseModels);
+            table.Engines.Add(engine);
+        }
+        foreach (var (name, (resource, adapter)) in model.Owners.OrderBy(o => o.Key, StringComparer.Ordinal))
+        {
+            var route = new AdapterRoute
+            {
+                Name = name,
+                Namespace = resource.Namespace,
+                BaseModel = resource.Declared.Resource.Spec.BaseModel,
+                Resource = resource.Name,
+                Rank = adapter.Rank,
+            };
+            foreach (var engine in model.Plan.EnginesFor(name))
+            {
+                var loaded = views.TryGetValue(engine, out var v) && v.Adapters.TryGetValue(name, out var s) && s.Phase == AdapterPhase.Loaded;
+                route.Endpoints.Add(new AdapterEndpoint { Engine = engine, Residency = loaded ? Residency.Loaded : Residency.Loading });
+            }
+            table.Adapters.Add(route);
+        }
+        return table;
+    }
+}

@@ -1,0 +1,24 @@
+using HybridServing.ControlPlane.Tests.Infrastructure;
+using HybridServing.TestKit;
+using Microsoft.Extensions.Options;
+
+namespace HybridServing.ControlPlane.Tests;
+
+public sealed class ConfigurationTests
+{
+    [Theory]
+    [InlineData("ControlPlane:Engines:0:SidecarUrl", "not a url", "ControlPlane:Engines:0:SidecarUrl 'not a url' must be an absolute http://")]
+    [InlineData("ControlPlane:Engines:1:Name", "engine-0", "ControlPlane:Engines:1:Name 'engine-0' is used by another engine.")]
+    [InlineData("ControlPlane:Home", "Cloud", "ControlPlane:Home 'Cloud'")]
+    public async Task Bad_configuration_stops_startup_naming_the_key(string key, string value, string expected)
+    {
+        using var dir = new TempDirectory("cfg");
+        await using var a = new FakeSidecar("engine-0", "n0");
+        await using var b = new FakeSidecar("engine-1", "n1");
+        await a.StartAsync();
+        await b.StartAsync();
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() =>
+            ControlPlaneHost.StartAsync(dir.Path, [a, b], extra: new Dictionary<string, string?> { [key] = value }));
+        Assert.Contains(expected, e.Message);
+    }
+}

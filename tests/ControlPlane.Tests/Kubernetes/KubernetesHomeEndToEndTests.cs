@@ -1,0 +1,156 @@
+using HybridServing.Contracts.Resources;
+using HybridServing.ControlPlane.Kubernetes;
+using HybridServing.ControlPlane.Tests.Infrastructure;
+using HybridServing.KubeApiTestServer;
+using HybridServing.TestKit;
+using k8s;
+using k8s.Models;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using static HybridServing.ControlPlane.Tests.Kubernetes.KubeHarness;
+
+namespace HybridServing.ControlPlane.Tests.Kubernetes;
+
+/// <summary>
+/// The whole ControlPlane (its own composition root plus <c>AddKubernetesHome</c>) against the
+/// Kubernetes API test server and in-test sidecars, all over real HTTP and gRPC.
+/// </summary>
+public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
+{
+    private readonly TempDirectory _dir = new("cpk8s");
+    private readonly List<FakeSidecar> _sidecars = [];
+    private KubeApiServer _server = null!;
+    private WebApplication? _app;
+
+    public async Task InitializeAsync()
+    {
+        _server = await KubeApiServer.StartAsync();
+        foreach (var name in new[] { "sql-a", "sql-b" }) TestAdapters.Write(_dir.Path, name, 8);
+        for (var i = 0; i < 2; i++)
+        {
+            var sidecar = new FakeSidecar($"vllm-{i}", $"node-{i}");
+            await sidecar.StartAsync();
+            _sidecars.Add(sidecar);
+            _server.Seed(EnginePod(sidecar.Name, ip: "127.0.0.1", port: sidecar.Url.Port.ToString(), node: $"node-{i}"));
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+        foreach (var s in _sidecars) await s.DisposeAsync();
+        await _server.DisposeAsync();
+        _dir.Dispose();
+    }
+
+    private async Task<WebApplication> StartControlPlaneAsync()
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Kestrel:Endpoints:Http:Url"] = $"http://127.0.0.1:{Ports.GetFree()}",
+            ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{Ports.GetFree()}",
+            ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
+            ["ControlPlane:BackoffInitial"] = "00:00:01",
+            ["ControlPlane:ReconnectInitial"] = "00:00:00.100",
+            ["ControlPlane:ReconnectMax"] = "00:00:00.500",
+            ["ControlPlane:Kubernetes:ApiServerUrl"] = _server.Url,
+            ["ControlPlane:Kubernetes:LeaseNamespace"] = "hybridserving-system",
+            ["ControlPlane:Kubernetes:Identity"] = "controlplane-0",
+            ["ControlPlane:Kubernetes:LeaseDuration"] = "00:00:02",
+            ["ControlPlane:Kubernetes:RenewDeadline"] = "00:00:01",
+            ["ControlPlane:Kubernetes:RetryPeriod"] = "00:00:00.200",
+            ["ControlPlane:Kubernetes:SnapshotDebounce"] = "00:00:00.010",
+        });
+        builder.Logging.ClearProviders();
+        if (Environment.GetEnvironmentVariable("CP_TEST_LOG") == "1") builder.Logging.AddConsole();
+        builder.AddServiceDefaults();
+        builder.AddControlPlane();
+        // The line the composition root runs when ControlPlane:Home is Kubernetes.
+        builder.Services.AddKubernetesHome(builder.Configuration);
+        var app = builder.Build();
+        app.MapControlPlane();
+        await app.StartAsync();
+        return app;
+    }
+
+    [Fact]
+    public async Task Declared_in_the_cluster_loaded_on_engine_pods_reported_in_status_and_unloaded_before_deletion()
+    {
+        using var client = _server.CreateClient();
+        var adapter = Adapter("sql");
+        adapter.Spec.AdapterSource = new AdapterSource { Type = AdapterSourceTypes.Local, Repository = _dir.Path, Pattern = "sql-*" };
+        adapter.Spec.DeploymentConfig = new DeploymentConfig { Replicas = new ReplicaConfig { All = true } };
+        await client.CustomObjects.CreateNamespacedCustomObjectAsync(adapter, LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural);
+
+        _app = await StartControlPlaneAsync();
+        Assert.IsType<KubernetesHome>(_app.Services.GetRequiredService<HybridServing.ControlPlane.Homes.IControlPlaneHome>());
+
+        // Ready, with both adapters on both engine pods, through the status subresource.
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "sql")?.Status?.Phase == LoraAdapterPhases.Ready, "the LoraAdapter is Ready", seconds: 20);
+        var ready = _server.Get<LoraAdapter>(Ns, "sql")!;
+        Assert.Equal(["sql-a", "sql-b"], ready.Status!.LoadedAdapters!);
+        Assert.Equal(["vllm-0", "vllm-1"], ready.Status.PodAssignments!.Select(p => p.Pod));
+        Assert.Equal(["node-0", "node-1"], ready.Status.PodAssignments!.Select(p => p.Node));
+        Assert.Equal(1, ready.Status.ObservedGeneration);
+        Assert.Contains(KubernetesHomeOptions.Finalizer, ready.Metadata.Finalizers!);
+        Assert.All(_sidecars, s => Assert.Equal(["sql-a", "sql-b"], s.Loaded));
+        Assert.Equal("controlplane-0", _server.Get<V1Lease>("hybridserving-system", "hybridserving-controlplane")!.Spec.HolderIdentity);
+        Assert.All(_server.Requests.Where(r => r.Resource == "loraadapters" && r.IsMutating && r.Verb != "create"), r => Assert.True(r.Subresource == "status" || r.Verb == "patch", $"{r.Verb} {r.Path}"));
+
+        // Settled: further passes write nothing.
+        var settled = _server.Requests.Count(r => r.IsMutating && r.Resource == "loraadapters");
+        await Task.Delay(300);
+        Assert.Equal(settled, _server.Requests.Count(r => r.IsMutating && r.Resource == "loraadapters"));
+
+        // An engine pod is deleted: its engine leaves and the status follows.
+        await client.CoreV1.DeleteNamespacedPodAsync("vllm-1", Ns, new V1DeleteOptions { GracePeriodSeconds = 0 });
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "sql")!.Status!.PodAssignments!.Select(p => p.Pod).SequenceEqual(["vllm-0"]), "the status shows one engine", seconds: 20);
+
+        // Delete: the adapters are unloaded from the engine, then the finalizer goes and with it the object.
+        await client.CustomObjects.DeleteNamespacedCustomObjectAsync(LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural, "sql");
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "sql") is null, "the LoraAdapter is gone", seconds: 20);
+        Assert.Empty(_sidecars[0].Loaded);
+        Assert.Empty(_sidecars[0].Desired);
+        // The event follows the finalizer's removal (best effort, after the writes).
+        await WaitUntilAsync(() => _server.List<Eventsv1Event>(Ns).Any(e => e.Reason == "Unloaded" && e.Regarding.Name == "sql"), "the Unloaded event");
+        Assert.Contains(_server.List<Eventsv1Event>(Ns), e => e.Reason == LoraAdapterReasons.AllLoaded && e.Regarding.Name == "sql");
+    }
+
+    [Fact]
+    public async Task A_restarted_control_plane_rebuilds_its_picture_from_the_cluster_and_writes_nothing_new()
+    {
+        using var client = _server.CreateClient();
+        var adapter = Adapter("sql");
+        adapter.Spec.AdapterSource = new AdapterSource { Type = AdapterSourceTypes.Local, Repository = _dir.Path, Adapters = ["sql-a"] };
+        adapter.Spec.DeploymentConfig = new DeploymentConfig { Replicas = new ReplicaConfig { All = true } };
+        await client.CustomObjects.CreateNamespacedCustomObjectAsync(adapter, LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural);
+        _app = await StartControlPlaneAsync();
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "sql")?.Status?.Phase == LoraAdapterPhases.Ready, "Ready", seconds: 20);
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        var before = _server.Requests.Count(r => r.IsMutating && r.Resource == "loraadapters");
+        var ensureCalls = _sidecars.Select(s => s.EnsureCalls.Count).ToList();
+
+        _app = await StartControlPlaneAsync();
+        var home = (KubernetesHome)_app.Services.GetRequiredService<HybridServing.ControlPlane.Homes.IControlPlaneHome>();
+        var reconciler = _app.Services.GetRequiredService<HybridServing.ControlPlane.Reconciliation.Reconciler>();
+        await WaitUntilAsync(() => home.StatusSkips >= 1 && reconciler.Model.Engines.All(e => e.Adapters.ContainsKey("sql-a")), "a pass compared the status with the stored one", seconds: 20);
+
+        // No status flap (Pending from a half picture, then Ready again): statuses wait for the sidecars' first reports.
+        var writes = _server.Requests.Where(r => r.IsMutating && r.Resource == "loraadapters").Skip(before).ToList();
+        Assert.True(writes.Count == 0, "after the restart: " + string.Join("; ", writes.Select(w => $"{w.Verb} {w.Path}")));
+        Assert.Equal(0, home.StatusWrites);
+        // The sidecars were told the same set again (they forgot nothing): no unload, no second load.
+        var after = _sidecars.SelectMany((s, i) => s.EnsureCalls.Skip(ensureCalls[i])).ToList();
+        Assert.All(after, call => Assert.Contains(call.Adapters, a => a.Name == "sql-a"));
+        Assert.All(_sidecars, s => Assert.Equal(["sql-a"], s.Loaded));
+    }
+}

@@ -1,0 +1,166 @@
+using HybridServing.Contracts.Resources;
+using HybridServing.ControlPlane.Placement;
+
+namespace HybridServing.ControlPlane.Tests.Placement;
+
+public sealed class PlacementSolverTests
+{
+    internal static EngineSnapshot Engine(string name, string node = "", string model = "base", int slots = 4, int rank = 16, long memory = 0,
+        IReadOnlyDictionary<string, string>? labels = null, params string[] current) =>
+        new(name, node.Length == 0 ? name : node, [model], labels ?? new Dictionary<string, string>(), slots, slots, rank, memory, current);
+
+    internal static AdapterDemand Demand(string name, string model = "base", int rank = 8, int min = 1, int max = 1, int priority = 0,
+        bool preempt = true, long memory = 1, EngineSelector? selector = null, IReadOnlySet<string>? excluded = null) =>
+        new(name, model, rank, memory, selector ?? EngineSelector.Everything, min, max, priority, preempt, excluded);
+
+    private static Plan Solve(IReadOnlyList<EngineSnapshot> engines, params AdapterDemand[] demands) =>
+        PlacementSolver.Solve(new ClusterSnapshot(engines), demands, PlacementOptions.Default);
+
+    [Fact]
+    public void Places_only_on_engines_serving_the_base_model()
+    {
+        var plan = Solve([Engine("e1", model: "other"), Engine("e2")], Demand("a"));
+        Assert.Equal(["e2"], plan.EnginesFor("a"));
+    }
+
+    [Fact]
+    public void No_engine_for_the_base_model_is_NoCompatibleEngine()
+    {
+        var plan = Solve([Engine("e1", model: "other")], Demand("a"));
+        Assert.Empty(plan.EnginesFor("a"));
+        Assert.Equal(LoraAdapterReasons.NoCompatibleEngine, plan.Shortfalls["a"].Reason);
+        Assert.Contains("'base'", plan.Shortfalls["a"].Message);
+    }
+
+    [Fact]
+    public void Selector_that_matches_nothing_is_NoCompatibleEngine_naming_the_selector()
+    {
+        var selector = new EngineSelector(new Dictionary<string, string> { ["gpu"] = "h100" }, []);
+        var plan = Solve([Engine("e1", labels: new Dictionary<string, string> { ["gpu"] = "a10" })], Demand("a", selector: selector));
+        Assert.Equal(LoraAdapterReasons.NoCompatibleEngine, plan.Shortfalls["a"].Reason);
+        Assert.Contains("selector", plan.Shortfalls["a"].Message);
+    }
+
+    [Fact]
+    public void Selector_expressions_pick_engines()
+    {
+        var selector = new EngineSelector(new Dictionary<string, string>(), [new SelectorRequirement("gpu", "In", ["a10", "l4"]), new SelectorRequirement("spot", "DoesNotExist", [])]);
+        var plan = Solve([
+            Engine("e1", labels: new Dictionary<string, string> { ["gpu"] = "h100" }),
+            Engine("e2", labels: new Dictionary<string, string> { ["gpu"] = "l4", ["spot"] = "true" }),
+            Engine("e3", labels: new Dictionary<string, string> { ["gpu"] = "a10" }),
+        ], Demand("a", selector: selector, min: 1, max: 3));
+        Assert.Equal(["e3"], plan.EnginesFor("a"));
+    }
+
+    [Fact]
+    public void Rank_above_every_engine_is_AdapterIncompatible()
+    {
+        var plan = Solve([Engine("e1", rank: 16), Engine("e2", rank: 32)], Demand("a", rank: 64));
+        Assert.Equal(LoraAdapterReasons.AdapterIncompatible, plan.Shortfalls["a"].Reason);
+        Assert.Contains("largest: 32", plan.Shortfalls["a"].Message);
+    }
+
+    [Fact]
+    public void Rank_limits_which_engines_qualify()
+    {
+        var plan = Solve([Engine("e1", rank: 16), Engine("e2", rank: 64)], Demand("a", rank: 64));
+        Assert.Equal(["e2"], plan.EnginesFor("a"));
+    }
+
+    [Fact]
+    public void Memory_budget_is_honoured()
+    {
+        var plan = Solve([Engine("e1", memory: 100)], Demand("a", memory: 60), Demand("b", memory: 60));
+        Assert.Single(plan.AdaptersOn("e1"));
+        Assert.Equal(LoraAdapterReasons.InsufficientCapacity, plan.Shortfalls["b"].Reason);
+    }
+
+    [Fact]
+    public void Full_engines_give_InsufficientCapacity()
+    {
+        var plan = Solve([Engine("e1", slots: 1)], Demand("a"), Demand("b"));
+        Assert.Equal(["a"], plan.AdaptersOn("e1"));
+        Assert.Equal(LoraAdapterReasons.InsufficientCapacity, plan.Shortfalls["b"].Reason);
+    }
+
+    [Fact]
+    public void Replicas_spread_across_nodes_first()
+    {
+        var plan = Solve([Engine("e1", node: "n1"), Engine("e2", node: "n1"), Engine("e3", node: "n2")], Demand("a", min: 2, max: 2));
+        Assert.Equal(["e1", "e3"], plan.EnginesFor("a"));
+    }
+
+    [Fact]
+    public void All_means_every_compatible_engine()
+    {
+        var plan = Solve([Engine("e1"), Engine("e2"), Engine("e3", model: "other")], Demand("a", min: 1, max: int.MaxValue));
+        Assert.Equal(["e1", "e2"], plan.EnginesFor("a"));
+    }
+
+    [Fact]
+    public void Existing_placements_are_kept()
+    {
+        // e2 holds 'a'; e1 is emptier, but moving would be churn.
+        var plan = Solve([Engine("e1"), Engine("e2", current: ["a", "x"])], Demand("a"));
+        Assert.Equal(["e2"], plan.EnginesFor("a"));
+        Assert.DoesNotContain("x", plan.AdaptersOn("e2")); // no longer demanded → dropped
+    }
+
+    [Fact]
+    public void Higher_priority_preempts_lower_when_allowed()
+    {
+        var plan = Solve([Engine("e1", slots: 1, current: ["low"])], Demand("low", priority: 1), Demand("high", priority: 5));
+        Assert.Equal(["high"], plan.AdaptersOn("e1"));
+        Assert.Equal(LoraAdapterReasons.Preempted, plan.Shortfalls["low"].Reason);
+        Assert.Equal(new Preemption("low", "e1", "high"), Assert.Single(plan.Preemptions));
+    }
+
+    [Fact]
+    public void PreemptionPolicy_None_never_evicts()
+    {
+        var plan = Solve([Engine("e1", slots: 1, current: ["low"])], Demand("low", priority: 1), Demand("high", priority: 5, preempt: false));
+        Assert.Equal(["low"], plan.AdaptersOn("e1"));
+        Assert.Equal(LoraAdapterReasons.InsufficientCapacity, plan.Shortfalls["high"].Reason);
+        Assert.Empty(plan.Preemptions);
+    }
+
+    [Fact]
+    public void Equal_priority_never_preempts_but_reclaims_extra_replicas()
+    {
+        // 'a' has a second (extra) replica; 'b' needs its first: the extra is reclaimed, nothing is preempted.
+        var plan = Solve([Engine("e1", slots: 1, current: ["a"]), Engine("e2", slots: 1, current: ["a"])],
+            Demand("a", min: 1, max: 2), Demand("b", min: 1, max: 1));
+        Assert.Single(plan.EnginesFor("a"));
+        Assert.Single(plan.EnginesFor("b"));
+        Assert.Empty(plan.Preemptions);
+        Assert.Empty(plan.Shortfalls);
+    }
+
+    [Fact]
+    public void Excluded_engines_are_avoided_and_explained()
+    {
+        var plan = Solve([Engine("e1"), Engine("e2")], Demand("a", excluded: new HashSet<string> { "e1" }));
+        Assert.Equal(["e2"], plan.EnginesFor("a"));
+        var stuck = Solve([Engine("e1")], Demand("a", excluded: new HashSet<string> { "e1" }));
+        Assert.Equal(LoraAdapterReasons.LoadFailed, stuck.Shortfalls["a"].Reason);
+    }
+
+    [Fact]
+    public void Solving_is_deterministic_regardless_of_input_order()
+    {
+        EngineSnapshot[] engines = [Engine("e1", slots: 2), Engine("e2", slots: 2), Engine("e3", slots: 1)];
+        AdapterDemand[] demands = [Demand("a", priority: 2), Demand("b", min: 2, max: 3), Demand("c"), Demand("d", priority: 1)];
+        var one = PlacementSolver.Solve(new ClusterSnapshot(engines), demands, PlacementOptions.Default);
+        var two = PlacementSolver.Solve(new ClusterSnapshot([.. engines.Reverse()]), [.. demands.Reverse()], PlacementOptions.Default);
+        Assert.Equal(one.EngineAdapters, two.EngineAdapters);
+        Assert.Equal(one.Shortfalls, two.Shortfalls);
+    }
+
+    [Fact]
+    public void Duplicate_demand_names_are_refused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Solve([Engine("e1")], Demand("a"), Demand("a")));
+        Assert.Contains("'a'", e.Message);
+    }
+}
