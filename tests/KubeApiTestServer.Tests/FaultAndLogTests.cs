@@ -62,15 +62,29 @@ public sealed class FaultAndLogTests
         var slow = client.CoreV1.ListNamespacedPodAsync(Ns);
         await Task.Delay(200);
         Assert.False(slow.IsCompleted);
-        clock.Advance(TimeSpan.FromSeconds(10));
-        await slow.WaitAsync(TimeSpan.FromSeconds(5));
+        await AdvanceUntilDoneAsync(clock, slow, TimeSpan.FromSeconds(10));
 
         server.RequestLatency = TimeSpan.FromSeconds(1);
         var delayed = client.CoreV1.ListNamespacedPodAsync(Ns);
         await Task.Delay(200);
         Assert.False(delayed.IsCompleted);
-        clock.Advance(TimeSpan.FromSeconds(1));
-        await delayed.WaitAsync(TimeSpan.FromSeconds(5));
+        await AdvanceUntilDoneAsync(clock, delayed, TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>
+    /// Advances the fake clock by the injected delay until the request completes. On a loaded
+    /// machine the request may reach the server's delay only after a first advance, so one
+    /// advance is not enough; the request can never complete without one.
+    /// </summary>
+    private static async Task AdvanceUntilDoneAsync(Microsoft.Extensions.Time.Testing.FakeTimeProvider clock, Task request, TimeSpan delay)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        while (!request.IsCompleted)
+        {
+            clock.Advance(delay);
+            await Task.WhenAny(request, Task.Delay(50, deadline.Token));
+        }
+        await request;
     }
 
     [Fact]
