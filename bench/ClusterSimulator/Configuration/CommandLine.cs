@@ -1,0 +1,156 @@
+using System.Globalization;
+
+namespace HybridServing.ClusterSimulator.Configuration;
+
+/// <summary>A wrong command-line value: the message names the flag and says what is allowed.</summary>
+internal sealed class OptionException(string message) : Exception(message);
+
+/// <summary>
+/// Parses <c>--flag value</c> / <c>--flag=value</c>. Every option is validated here so a wrong
+/// value stops the run before any simulation with a message naming the flag.
+/// </summary>
+internal static class CommandLine
+{
+    private sealed record Flag(string Name, string Help, Func<SimulationOptions, string, SimulationOptions> Apply);
+
+    private static readonly Flag[] Flags =
+    [
+        new("--adapters", "number of adapters N (default 1000)", (o, v) => o with { Adapters = Int(v, "--adapters", 1, 1_000_000) }),
+        new("--engines", "number of engines M (default 16)", (o, v) => o with { Engines = Int(v, "--engines", 1, 4096) }),
+        new("--zipf", "Zipf exponent of adapter popularity (default 1.0; 0 = uniform)", (o, v) => o with { ZipfExponent = Double(v, "--zipf", 0, 10) }),
+        new("--rank-mix", "rank:percent list (default 8:40,16:30,32:20,64:10)", (o, v) => o with { RankMix = RankMix(v) }),
+        new("--mb-per-rank", "adapter megabytes per unit of rank (default 5.2)", (o, v) => o with { MegabytesPerRank = Double(v, "--mb-per-rank", 0.001, 10_000) }),
+        new("--max-loras", "GPU LoRA slots per engine (default 8)", (o, v) => o with { MaxLoras = Int(v, "--max-loras", 1, 4096) }),
+        new("--max-cpu-loras", "host-memory LoRA cache per engine (default 64)", (o, v) => o with { MaxCpuLoras = Int(v, "--max-cpu-loras", 1, 100_000) }),
+        new("--max-num-seqs", "max running sequences per engine (default 256)", (o, v) => o with { MaxNumSeqs = Int(v, "--max-num-seqs", 1, 65_536) }),
+        new("--arrival-cv", "coefficient of variation of inter-arrival times (default 1; 4 = bursty)", (o, v) => o with { ArrivalCv = Double(v, "--arrival-cv", 0.05, 100) }),
+        new("--rate", "one fixed arrival rate in requests/s for the latency sweep", (o, v) => o with { Rates = [Double(v, "--rate", 0.001, 1e7)] }),
+        new("--rates", "comma-separated fixed rates for the latency sweep (default: derived from the knees)", (o, v) => o with { Rates = DoubleList(v, "--rates", 0.001, 1e7) }),
+        new("--knee-tolerance", "relative width at which the knee search stops (default 0.05)", (o, v) => o with { KneeTolerance = Double(v, "--knee-tolerance", 0.005, 0.5) }),
+        new("--duration", "virtual seconds of arrivals per run, warm-up included (default 60)", (o, v) => o with { Duration = Double(v, "--duration", 1, 100_000) }),
+        new("--warmup", "virtual seconds not measured at the start (default 15)", (o, v) => o with { Warmup = Double(v, "--warmup", 0, 100_000) }),
+        new("--event-at", "virtual second of the dynamic scenarios' event (default: a quarter into the measured window)", (o, v) => o with { EventAt = Double(v, "--event-at", 0, 100_000) }),
+        new("--seed", "random seed; the same seed gives the same results (default 1)", (o, v) => o with { Seed = Int(v, "--seed", int.MinValue, int.MaxValue) }),
+        new("--scenario", "comma-separated: steady, flash-crowd, drift, engine-lost, or all (default all)", (o, v) => o with { Scenarios = Choice(v, "--scenario", SimulationOptions.AllScenarios) }),
+        new("--policies", "comma-separated: B0, B1, B2, HybridServing, Binf, HybridServing+spill (a proposed picker change), or all (default all)", (o, v) => o with { Policies = Choice(v, "--policies", SimulationOptions.AllPolicies) }),
+        new("--prompt-mean", "mean prompt tokens (default 1000)", (o, v) => o with { PromptMean = Double(v, "--prompt-mean", 1, 100_000) }),
+        new("--output-mean", "mean output tokens (default 250)", (o, v) => o with { OutputMean = Double(v, "--output-mean", 2, 100_000) }),
+        new("--control-interval", "seconds between control-plane re-plans (default 2)", (o, v) => o with { ControlInterval = Double(v, "--control-interval", 0.01, 3600) }),
+        new("--demand-window", "seconds of observed requests behind each rate estimate (default 10)", (o, v) => o with { DemandWindow = Double(v, "--demand-window", 0.1, 3600) }),
+        new("--scrape-interval", "seconds between gateway scrapes of engine metrics (default 0.05)", (o, v) => o with { ScrapeInterval = Double(v, "--scrape-interval", 0.001, 60) }),
+        new("--slo-ttft", "P99 time-to-first-token objective in seconds (default 2)", (o, v) => o with { SloTtft = Double(v, "--slo-ttft", 0.001, 3600) }),
+        new("--slo-tpot", "P99 time-per-output-token objective in seconds (default 0.1)", (o, v) => o with { SloTpot = Double(v, "--slo-tpot", 0.0001, 60) }),
+        new("--dynamic-rate", "arrival rate of the dynamic scenarios (default 0.8 x HybridServing's knee)", (o, v) => o with { DynamicRate = Double(v, "--dynamic-rate", 0.001, 1e7) }),
+        new("--recovery-window", "seconds per window when judging SLO recovery (default 5)", (o, v) => o with { RecoveryWindow = Double(v, "--recovery-window", 0.1, 600) }),
+        new("--out", "output directory (default bench/results/cluster-sim)", (o, v) => o with { Output = NonEmpty(v, "--out") }),
+        new("--parallelism", "simulations run at once (default: processor count)", (o, v) => o with { Parallelism = Int(v, "--parallelism", 1, 256) }),
+        new("--tuning-zipf", "extra Zipf exponents for the knee-only tuning matrix, e.g. 0.8,1.2", (o, v) => o with { TuningZipf = DoubleList(v, "--tuning-zipf", 0, 10) }),
+        new("--tuning-engines", "extra engine counts for the knee-only tuning matrix, e.g. 64", (o, v) => o with { TuningEngines = DoubleList(v, "--tuning-engines", 1, 4096).Select(CheckedInt("--tuning-engines")).ToArray() }),
+    ];
+
+    public static string Help =>
+        "Usage: dotnet run -c Release --project bench/ClusterSimulator -- [options]\n\n" +
+        string.Join("\n", Flags.Select(f => $"  {f.Name,-20} {f.Help}")) + "\n  --help               this text";
+
+    /// <summary>Null when --help was asked for.</summary>
+    public static SimulationOptions? Parse(IReadOnlyList<string> args)
+    {
+        var options = new SimulationOptions();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var arg = args[i];
+            if (arg is "--help" or "-h") return null;
+            string name, value;
+            var eq = arg.IndexOf('=');
+            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                name = arg[..eq];
+                value = arg[(eq + 1)..];
+            }
+            else
+            {
+                name = arg;
+                if (i + 1 >= args.Count) throw new OptionException($"{name}: a value is required.");
+                value = args[++i];
+            }
+            var flag = Flags.FirstOrDefault(f => f.Name == name)
+                ?? throw new OptionException($"{name}: unknown option; run with --help for the list.");
+            options = flag.Apply(options, value);
+        }
+        return Validate(options);
+    }
+
+    private static SimulationOptions Validate(SimulationOptions o)
+    {
+        if (o.Warmup >= o.Duration)
+            throw new OptionException($"--warmup: {o.Warmup} s must be shorter than --duration ({o.Duration} s).");
+        if (o.EventAt is { } at && (at <= o.Warmup || at >= o.Duration))
+            throw new OptionException($"--event-at: {at} s must fall inside the measured window ({o.Warmup} s, {o.Duration} s).");
+        if (o.MaxCpuLoras < o.MaxLoras)
+            throw new OptionException($"--max-cpu-loras: {o.MaxCpuLoras} must be at least --max-loras ({o.MaxLoras}), as in vLLM.");
+        if (o.RankMix.Any(r => r.Rank > 256))
+            throw new OptionException("--rank-mix: ranks above 256 are not supported by vLLM.");
+        return o;
+    }
+
+    private static int Int(string v, string flag, int min, int max)
+    {
+        if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x))
+            throw new OptionException($"{flag}: '{v}' is not an integer.");
+        if (x < min || x > max) throw new OptionException($"{flag}: {x} is out of range [{min}, {max}].");
+        return x;
+    }
+
+    private static double Double(string v, string flag, double min, double max)
+    {
+        if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) || !double.IsFinite(x))
+            throw new OptionException($"{flag}: '{v}' is not a number.");
+        if (x < min || x > max) throw new OptionException($"{flag}: {x.ToString(CultureInfo.InvariantCulture)} is out of range [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}].");
+        return x;
+    }
+
+    private static Func<double, int> CheckedInt(string flag) => d =>
+        d == Math.Floor(d) ? (int)d : throw new OptionException($"{flag}: {d.ToString(CultureInfo.InvariantCulture)} is not an integer.");
+
+    private static double[] DoubleList(string v, string flag, double min, double max)
+    {
+        var parts = v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0) throw new OptionException($"{flag}: give at least one value.");
+        return [.. parts.Select(p => Double(p, flag, min, max)).Order()];
+    }
+
+    private static string NonEmpty(string v, string flag) =>
+        string.IsNullOrWhiteSpace(v) ? throw new OptionException($"{flag}: must not be empty.") : v;
+
+    private static string[] Choice(string v, string flag, IReadOnlyList<string> allowed, IReadOnlyList<string>? all = null)
+    {
+        if (v.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)) return [.. all ?? allowed];
+        var chosen = new List<string>();
+        foreach (var part in v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var match = allowed.FirstOrDefault(a => a.Equals(part, StringComparison.OrdinalIgnoreCase))
+                ?? throw new OptionException($"{flag}: '{part}' is not one of {string.Join(", ", allowed)}.");
+            if (!chosen.Contains(match)) chosen.Add(match);
+        }
+        if (chosen.Count == 0) throw new OptionException($"{flag}: give at least one of {string.Join(", ", allowed)}.");
+        return [.. allowed.Where(chosen.Contains)];
+    }
+
+    private static RankShare[] RankMix(string v)
+    {
+        var shares = new List<RankShare>();
+        foreach (var part in v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = part.Split(':');
+            if (kv.Length != 2) throw new OptionException($"--rank-mix: '{part}' is not rank:percent (e.g. 8:40).");
+            var rank = Int(kv[0], "--rank-mix", 1, 256);
+            var percent = Double(kv[1].TrimEnd('%'), "--rank-mix", 0, 100);
+            if (shares.Any(s => s.Rank == rank)) throw new OptionException($"--rank-mix: rank {rank} is listed twice.");
+            shares.Add(new RankShare(rank, percent / 100));
+        }
+        var total = shares.Sum(s => s.Share);
+        if (shares.Count == 0 || Math.Abs(total - 1) > 0.001)
+            throw new OptionException($"--rank-mix: percentages must add up to 100 (got {(total * 100).ToString("0.##", CultureInfo.InvariantCulture)}).");
+        return [.. shares];
+    }
+}

@@ -1,0 +1,84 @@
+using HybridServing.ClusterSimulator.Cluster;
+using HybridServing.ClusterSimulator.Configuration;
+using HybridServing.ClusterSimulator.Workload;
+using HybridServing.Contracts.ControlPlane;
+using HybridServing.Gateway.Picking;
+using HybridServing.Gateway.Routing;
+using HybridServing.MockEngine.Performance;
+
+namespace HybridServing.ClusterSimulator.Policies;
+
+/// <summary>
+/// One way of running the cluster: where adapters live (placement, possibly re-planned from
+/// observed demand) and which engine serves each request (the Gateway's picking pipeline).
+/// A new instance per run: policies keep state (round-robin position, observed rates).
+/// </summary>
+internal abstract class ServingPolicy
+{
+    private static readonly IReadOnlySet<string> NoneExcluded = new HashSet<string>();
+    private ResolvedModel[]? _models;
+
+    public abstract string Name { get; }
+    public abstract string Description { get; }
+
+    public virtual PerformanceProfile Profile => PerformanceProfile.H100Llama3_8B;
+
+    public virtual EngineModelOptions EngineOptions(SimulationOptions o) => new()
+    {
+        MaxNumSeqs = o.MaxNumSeqs,
+        EnableLora = true,
+        MaxLoras = o.MaxLoras,
+        MaxCpuLoras = o.MaxCpuLoras,
+        MaxModelLen = WorkloadGenerator.MaxPromptTokens + WorkloadGenerator.MaxOutputTokens,
+    };
+
+    /// <summary>Seconds between control-plane re-plans; null = this policy never re-plans.</summary>
+    public virtual double? ControlInterval => null;
+
+    /// <summary>Initial placement, before the first request (artifacts staged, adapters registered).</summary>
+    public abstract void Initialize(SimulatedCluster cluster);
+
+    public abstract SimEngine Route(SimRequest request, SimulatedCluster cluster);
+
+    /// <summary>A request arrived at the gateway (demand signal).</summary>
+    public virtual void Observe(SimRequest request, SimulatedCluster cluster) { }
+
+    public virtual void OnControlTick(SimulatedCluster cluster) { }
+
+    public virtual void OnEngineLost(SimEngine engine, SimulatedCluster cluster) { }
+
+    /// <summary>
+    /// Runs the Gateway's pipeline over the live engines. <paramref name="residency"/> is what the
+    /// routing table says about the adapter on each engine.
+    /// </summary>
+    protected SimEngine? Pick(EndpointPickingPipeline pipeline, SimRequest request, SimulatedCluster cluster, Func<SimEngine, Residency> residency)
+    {
+        _models ??= [.. cluster.Catalog.Adapters.Select(a => new ResolvedModel(a.Name, AdapterCatalog.BaseModel,
+            new AdapterRouteInfo(a.Name, "default", AdapterCatalog.BaseModel, a.Name, a.Rank, new Dictionary<string, Residency>())))];
+        var alive = cluster.Alive;
+        var candidates = new Candidate[alive.Count];
+        for (var i = 0; i < alive.Count; i++)
+        {
+            var e = alive[i];
+            candidates[i] = new Candidate(e.Route, residency(e), e.Load, e.InFlight, Ejected: false);
+        }
+        var decision = pipeline.Pick(new PickRequest(_models[request.Adapter], candidates, NoneExcluded));
+        if (decision.Chosen is null) return null;
+        for (var i = 0; i < alive.Count; i++)
+            if (ReferenceEquals(candidates[i], decision.Chosen)) return alive[i];
+        throw new InvalidOperationException("The picker chose an engine that was not a candidate.");
+    }
+
+    protected static Random SeededRandom(SimulationOptions o, string policy) => new(Seeds.Derive(o.Seed, Seeds.Of(policy)));
+
+    public static ServingPolicy Create(string name, SimulationOptions options) => name switch
+    {
+        PolicyNames.B0 => new RoundRobinOnDemandPolicy(options),
+        PolicyNames.B1 => new GieLoraAffinityPolicy(options),
+        PolicyNames.B2 => new AibrixStylePolicy(options),
+        PolicyNames.HybridServing => new HybridServingPolicy(options),
+        PolicyNames.BInfinity => new PhysicalLimitPolicy(options),
+        PolicyNames.HybridServingSpill => new HybridServingPolicy(options, spill: true),
+        _ => throw new ArgumentException($"Unknown policy '{name}'.", nameof(name)),
+    };
+}

@@ -1,0 +1,37 @@
+using HybridServing.ClusterSimulator.Configuration;
+using HybridServing.ClusterSimulator.Experiments;
+using HybridServing.ClusterSimulator.Reporting;
+
+// The routing/placement benchmark (BENCHMARKS.md §1): every policy on the same seeded workload,
+// in virtual time; writes results.md, results.json and the charts to --out.
+SimulationOptions? options;
+try
+{
+    options = CommandLine.Parse(args);
+}
+catch (OptionException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+if (options is null)
+{
+    Console.WriteLine(CommandLine.Help);
+    return 0;
+}
+
+var command = "dotnet run -c Release --project bench/ClusterSimulator --" + (args.Length == 0 ? "" : " " + string.Join(" ", args));
+Console.WriteLine($"Cluster simulator: {options.Describe()}");
+Console.WriteLine($"Policies: {string.Join(", ", options.Policies)}; scenarios: {string.Join(", ", options.Scenarios)}; parallelism {options.Parallelism}");
+var outcome = new ExperimentRunner(options, Console.Out).Run();
+
+Directory.CreateDirectory(options.Output);
+var markdown = MarkdownReport.Render(outcome, command);
+File.WriteAllText(Path.Combine(options.Output, "results.md"), markdown);
+File.WriteAllText(Path.Combine(options.Output, "results.json"), JsonReport.Render(outcome, command));
+Charts.P99TtftVsRate(outcome, Path.Combine(options.Output, "p99-ttft-vs-rate.png"));
+Charts.LoadsByTier(outcome, Path.Combine(options.Output, "loads-by-tier.png"));
+Console.WriteLine();
+Console.WriteLine(markdown);
+Console.WriteLine($"Wrote results.md, results.json and charts to {Path.GetFullPath(options.Output)} in {outcome.WallSeconds:0} s.");
+return 0;

@@ -1,0 +1,50 @@
+using HybridServing.Bench.Cli;
+using HybridServing.Bench.Commands;
+using HybridServing.Bench.Hosting;
+
+// HybridServing benchmarks (BENCHMARKS.md): ratios against baselines measured in the same run.
+const string usage = """
+    usage: dotnet run -c Release --project bench -- <command> [options]
+
+    commands:
+      placement          ControlPlane placement solver: 10,000 adapters x 1,000 engines, and one adapter added (BenchmarkDotNet)
+      engine-rate        requests/s one MockEngine sustains in zero-latency mode
+      gateway-overhead   engine directly vs YARP pass-through vs HybridServing Gateway: latency, throughput, memory
+
+    <command> --help lists its options. Results are appended to bench/results/<command>.md and .json.
+    """;
+
+if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
+{
+    Console.WriteLine(usage);
+    return args.Length == 0 ? 2 : 0;
+}
+
+var command = args[0];
+var rest = args[1..];
+var help = rest.Any(a => a is "--help" or "-h");
+try
+{
+    return command switch
+    {
+        "placement" when help => Print(PlacementCommand.Help),
+        "placement" => PlacementCommand.Run(rest),
+        "engine-rate" when help => Print(EngineRateCommand.Help),
+        "engine-rate" => await EngineRateCommand.RunAsync(rest),
+        "gateway-overhead" when help => Print(GatewayOverheadCommand.Help),
+        "gateway-overhead" => await GatewayOverheadCommand.RunAsync(rest),
+        PassThroughProxy.Command => await PassThroughProxy.RunAsync(rest),
+        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead; --help)"),
+    };
+}
+catch (BenchUsageException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+
+static int Print(string text)
+{
+    Console.WriteLine(text);
+    return 0;
+}
