@@ -1,8 +1,5 @@
-using System.Net.Http.Headers;
-using System.Net.Http.Json;
 using System.Text.Json;
 using HybridServing.Contracts.Metrics;
-using HybridServing.Contracts.OpenAi;
 
 namespace HybridServing.Contracts.Engines;
 
@@ -11,24 +8,12 @@ namespace HybridServing.Contracts.Engines;
 /// and <c>/unload_lora_adapter</c> answer <c>{success, error_message, loaded_adapters}</c> with 200, or 400.
 /// SGLang has no in-place reload, so a reload is an unload followed by a load.
 /// </summary>
-public sealed class SglangEngineClient : IEngineClient
+public sealed class SglangEngineClient(HttpClient http, string? apiKey = null)
+    : OpenAiCompatibleEngineClient(http, apiKey, EngineMetricNames.SgLang), IEngineClient // re-implemented: its pinned load replaces the interface default
 {
-    private readonly HttpClient _http;
+    public override string Kind => "sglang";
 
-    /// <param name="http">A client whose BaseAddress is the engine's root URL; timeouts are the caller's.</param>
-    /// <param name="apiKey">The engine's API key, sent as a bearer token; never logged.</param>
-    public SglangEngineClient(HttpClient http, string? apiKey = null)
-    {
-        _http = http;
-        if (http.BaseAddress is null) throw new ArgumentException("HttpClient.BaseAddress must be the engine URL.", nameof(http));
-        if (!string.IsNullOrEmpty(apiKey))
-            _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
-    }
-
-    public string Kind => "sglang";
-    public Uri BaseAddress => _http.BaseAddress!;
-
-    public Task<EngineCallResult> LoadAdapterAsync(string name, string path, bool inPlace, CancellationToken cancellationToken) =>
+    public override Task<EngineCallResult> LoadAdapterAsync(string name, string path, bool inPlace, CancellationToken cancellationToken) =>
         LoadAdapterAsync(name, path, inPlace, pinned: false, cancellationToken);
 
     /// <summary>Pinned adapters are never evicted from SGLang's GPU pool.</summary>
@@ -39,59 +24,20 @@ public sealed class SglangEngineClient : IEngineClient
             var unload = await UnloadAdapterAsync(name, cancellationToken);
             if (!unload.Success && unload.StatusCode is 0 or >= 500) return unload;
         }
-        return await PostAsync("load_lora_adapter", new { lora_name = name, lora_path = path, pinned }, cancellationToken);
+        return await PostAsync("load_lora_adapter", new { lora_name = name, lora_path = path, pinned }, Interpret, cancellationToken);
     }
 
-    public Task<EngineCallResult> UnloadAdapterAsync(string name, CancellationToken cancellationToken) =>
-        PostAsync("unload_lora_adapter", new { lora_name = name }, cancellationToken);
+    public override Task<EngineCallResult> UnloadAdapterAsync(string name, CancellationToken cancellationToken) =>
+        PostAsync("unload_lora_adapter", new { lora_name = name }, Interpret, cancellationToken);
 
-    public async Task<IReadOnlyList<ModelCard>> ListModelsAsync(CancellationToken cancellationToken)
+    private static EngineCallResult Interpret(int status, string text)
     {
-        var list = await _http.GetFromJsonAsync<ModelList>("v1/models", OpenAiJson.Options, cancellationToken)
-            ?? throw new InvalidDataException("The engine answered /v1/models with null.");
-        return list.Data;
-    }
-
-    public async Task<bool> IsHealthyAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            using var response = await _http.GetAsync("health", cancellationToken);
-            return response.IsSuccessStatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
-    }
-
-    public async Task<EngineLoadSnapshot> GetLoadAsync(CancellationToken cancellationToken)
-    {
-        var text = await _http.GetStringAsync("metrics", cancellationToken);
-        return EngineLoadSnapshot.From(PrometheusText.Parse(text), EngineMetricNames.SgLang);
-    }
-
-    private async Task<EngineCallResult> PostAsync(string path, object body, CancellationToken cancellationToken)
-    {
-        HttpResponseMessage response;
-        try
-        {
-            response = await _http.PostAsJsonAsync(path, body, cancellationToken);
-        }
-        catch (HttpRequestException e)
-        {
-            return new EngineCallResult(false, 0, "ConnectionFailed", e.Message);
-        }
-        using (response)
-        {
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
-            var (success, message) = ParseResult(text);
-            if (response.IsSuccessStatusCode && success != false)
-                return new EngineCallResult(true, (int)response.StatusCode, null, message ?? text);
-            // SGLang reports some refusals as 200 with success=false; report them as 400 like its other refusals.
-            var status = response.IsSuccessStatusCode ? 400 : (int)response.StatusCode;
-            return new EngineCallResult(false, status, "SglangError", message ?? VllmEngineClient.ParseError(text).Message);
-        }
+        var (success, message) = ParseResult(text);
+        if (status is >= 200 and < 300 && success != false)
+            return new EngineCallResult(true, status, null, message ?? text);
+        // SGLang reports some refusals as 200 with success=false; report them as 400 like its other refusals.
+        var code = status is >= 200 and < 300 ? 400 : status;
+        return new EngineCallResult(false, code, "SglangError", message ?? VllmEngineClient.ParseError(text).Message);
     }
 
     internal static (bool? Success, string? Message) ParseResult(string text)
