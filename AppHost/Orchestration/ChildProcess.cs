@@ -54,7 +54,13 @@ internal sealed class ChildProcess : IAsyncDisposable
         var child = new ChildProcess(resource.Name, process, sink);
         process.OutputDataReceived += (_, e) => child.OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => child.OnLine(e.Data);
-        process.Exited += (_, _) => child._exited.TrySetResult(process.ExitCode);
+        // Exited can fire before the last output lines were read; WaitForExit() drains them first,
+        // so a failure report carries the child's final words.
+        process.Exited += (_, _) => Task.Run(() =>
+        {
+            process.WaitForExit();
+            child._exited.TrySetResult(process.ExitCode);
+        });
         if (!process.Start()) throw new InvalidOperationException($"Could not start {resource.Name}.");
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

@@ -47,3 +47,37 @@ public sealed class OrchestratorTests
         Assert.Equal("true", engine.Environment["VLLM_ALLOW_RUNTIME_LORA_UPDATING"]);
     }
 }
+
+public sealed class OrchestratorFailureTests
+{
+    [Fact]
+    public async Task A_child_that_fails_to_start_is_named_with_its_exit_code_and_last_output()
+    {
+        var port = HybridServing.TestKit.Ports.GetFree();
+        var engine = new ResourceDefinition("engine-x", "MockEngine", ["--model", "m", "--max-loras", "0", "--port", port.ToString()],
+            new Dictionary<string, string>(), new Uri($"http://127.0.0.1:{port}/health"), [], []);
+        await using var orchestrator = new Orchestrator(ServiceBinaries.FindRepositoryRoot(), (_, _) => { }, TimeSpan.FromSeconds(60));
+
+        var e = await Assert.ThrowsAsync<ResourceFailedException>(() => orchestrator.StartAsync([engine], CancellationToken.None));
+
+        Assert.Equal("engine-x", e.Resource);
+        Assert.Contains("exited with code 2 while starting", e.Message);
+        Assert.Contains(e.RecentOutput, l => l.Contains("max_loras (0) must be >= 1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Stopping_ends_every_child()
+    {
+        var port = HybridServing.TestKit.Ports.GetFree();
+        var engine = new ResourceDefinition("engine-y", "MockEngine", ["--model", "m", "--host", "127.0.0.1", "--port", port.ToString()],
+            new Dictionary<string, string>(), new Uri($"http://127.0.0.1:{port}/health"), [], []);
+        var orchestrator = new Orchestrator(ServiceBinaries.FindRepositoryRoot(), (_, _) => { }, TimeSpan.FromSeconds(60));
+        await orchestrator.StartAsync([engine], CancellationToken.None);
+        var child = Assert.Single(orchestrator.Running);
+
+        await orchestrator.DisposeAsync();
+
+        Assert.True(child.Exited.IsCompleted);
+        Assert.False(child.ExitedUnexpectedly);
+    }
+}
