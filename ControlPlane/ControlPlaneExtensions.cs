@@ -23,7 +23,7 @@ public static class ControlPlaneExtensions
         services.TryAddTimeProvider();
         services.AddSingleton<LoraAdapterStore>();
         services.AddSingleton<RoutingTableStore>();
-        services.AddSingleton<IAdapterDiscovery, LocalAdapterDiscovery>();
+        services.AddAdapterSources(builder.Configuration);
         services.AddSingleton<EngineRegistry>();
         services.AddSingleton<LocalHome>();
         services.AddSingleton<IControlPlaneHome>(sp => sp.GetRequiredService<LocalHome>());

@@ -121,7 +121,7 @@ internal static class StatusBuilder
         status.PodAssignments = [.. pods.Values.Select(p => { p.Adapters = [.. p.Adapters.OrderBy(a => a.Name, StringComparer.Ordinal)]; return p; })];
         status.Adapters = [.. resource.Owned.Select(a => new DiscoveredAdapterStatus
         {
-            Name = a.Name, Uri = a.Uri, Rank = a.Rank, SizeBytes = a.SizeBytes, Digest = $"sha256:{a.Digest}", TargetModules = [.. a.TargetModules],
+            Name = a.Name, Uri = a.Uri, Rank = a.Rank, SizeBytes = a.SizeBytes, Digest = a.Digest.Length > 0 ? $"sha256:{a.Digest}" : null, TargetModules = [.. a.TargetModules],
         })];
 
         // Failures that concern a whole adapter (it is missing, conflicting, unplaceable) versus one replica.

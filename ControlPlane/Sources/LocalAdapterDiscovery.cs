@@ -15,11 +15,14 @@ internal sealed class LocalAdapterDiscovery : IAdapterDiscovery
 {
     private readonly ConcurrentDictionary<string, (long Length, DateTime Modified, string Digest)> _digests = new(StringComparer.Ordinal);
 
+    public Task<DiscoveryResult> DiscoverAsync(DiscoveryRequest request, CancellationToken cancellationToken) =>
+        DiscoverAsync(request.Source, request.BaseDirectory, cancellationToken);
+
     public async Task<DiscoveryResult> DiscoverAsync(AdapterSource source, string? baseDirectory, CancellationToken cancellationToken)
     {
         if (source.Type != AdapterSourceTypes.Local)
             return DiscoveryResult.Unavailable(LoraAdapterReasons.SourceUnavailable,
-                $"spec.adapterSource.type '{source.Type}' cannot be listed by this control plane yet (only 'local' is implemented); retrying with backoff.");
+                $"spec.adapterSource.type '{source.Type}' is not a local source.");
 
         string repository;
         try

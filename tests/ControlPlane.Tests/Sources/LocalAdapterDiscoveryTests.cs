@@ -104,10 +104,10 @@ public sealed class LocalAdapterDiscoveryTests : IDisposable
     }
 
     [Fact]
-    public async Task Unimplemented_source_types_are_SourceUnavailable()
+    public async Task Other_source_types_are_not_listed_as_directories()
     {
         var result = await Discover("org/repo", type: "huggingface");
         Assert.Equal(LoraAdapterReasons.SourceUnavailable, result.SourceErrorReason);
-        Assert.Contains("only 'local'", result.SourceError);
+        Assert.Contains("not a local source", result.SourceError);
     }
 }

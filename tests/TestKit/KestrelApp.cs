@@ -2,10 +2,10 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace HybridServing.EngineSidecar.Tests.Infrastructure;
+namespace HybridServing.TestKit;
 
 /// <summary>A tiny real Kestrel server on 127.0.0.1 for test doubles (file servers, a Hub, a fake engine).</summary>
-internal sealed class KestrelApp : IAsyncDisposable
+public sealed class KestrelApp : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
@@ -20,7 +20,7 @@ internal sealed class KestrelApp : IAsyncDisposable
 
     public static async Task<KestrelApp> StartAsync(Action<WebApplication> map, int? port = null)
     {
-        var p = port ?? TestKit.Ports.GetFree();
+        var p = port ?? Ports.GetFree();
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls($"http://127.0.0.1:{p}");
         builder.Logging.ClearProviders();

@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using System.Net.Sockets;
-using HybridServing.TestKit;
+using Xunit;
 
-namespace HybridServing.EngineSidecar.Tests.Infrastructure;
+namespace HybridServing.TestKit;
 
 /// <summary>
-/// A real S3-protocol server (s3rver from npm) for the S3 source tests. It installs itself into
-/// <c>tests/EngineSidecar.Tests/node</c> on first use; nothing is skipped: without npm the tests fail and say why.
+/// A real S3-protocol server (s3rver from npm) for S3 tests (xunit class fixture). It installs itself into
+/// <c>tests/TestKit/node</c> on first use (one install shared by every test project, guarded by a lock file so
+/// parallel test runs do not install over each other); nothing is skipped: without npm the tests fail and say why.
+/// Clients need path-style addressing, and <c>UseChunkEncoding = false</c> on PUT (ENVIRONMENT-NOTES.md).
 /// </summary>
 public sealed class S3rverFixture : IAsyncLifetime
 {
@@ -22,7 +24,7 @@ public sealed class S3rverFixture : IAsyncLifetime
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HybridServing.sln"))) dir = dir.Parent;
         if (dir is null) throw new InvalidOperationException($"HybridServing.sln not found above {AppContext.BaseDirectory}.");
-        return Path.Combine(dir.FullName, "tests", "EngineSidecar.Tests");
+        return Path.Combine(dir.FullName, "tests", "TestKit");
     }
 
     public async Task InitializeAsync()
@@ -30,11 +32,7 @@ public sealed class S3rverFixture : IAsyncLifetime
         var prefix = Path.Combine(ProjectDirectory(), "node");
         var entry = Path.Combine(prefix, "node_modules", "s3rver", "bin", "s3rver.js");
         if (!File.Exists(entry))
-        {
-            var (code, output) = await RunAsync("npm", ["install", "--prefix", prefix, $"s3rver@{Version}", "--no-audit", "--no-fund", "--loglevel=error"], TimeSpan.FromMinutes(5));
-            if (code != 0 || !File.Exists(entry))
-                throw new InvalidOperationException($"Installing s3rver@{Version} with npm failed (exit {code}); the S3 tests need Node.js and npm on PATH. {output}");
-        }
+            await InstallAsync(prefix, entry);
         _data = new TempDirectory("s3rver");
         var port = Ports.GetFree();
         var start = new ProcessStartInfo("node", [entry, "-d", _data.Path, "-a", "127.0.0.1", "-p", port.ToString(), "--configure-bucket", Bucket, "--silent"])
@@ -64,6 +62,35 @@ public sealed class S3rverFixture : IAsyncLifetime
             catch (SocketException)
             {
                 throw new InvalidOperationException($"s3rver did not listen on {port} (exited: {_process.HasExited}).");
+            }
+        }
+    }
+
+    private static async Task InstallAsync(string prefix, string entry)
+    {
+        Directory.CreateDirectory(prefix);
+        var lockPath = Path.Combine(prefix, ".install.lock");
+        var deadline = DateTime.UtcNow.AddMinutes(6);
+        while (true)
+        {
+            FileStream gate;
+            try
+            {
+                gate = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                // Another test process is installing; it will be there when its lock goes.
+                await Task.Delay(500);
+                continue;
+            }
+            using (gate)
+            {
+                if (File.Exists(entry)) return;
+                var (code, output) = await RunAsync("npm", ["install", "--prefix", prefix, $"s3rver@{Version}", "--no-audit", "--no-fund", "--loglevel=error"], TimeSpan.FromMinutes(5));
+                if (code != 0 || !File.Exists(entry))
+                    throw new InvalidOperationException($"Installing s3rver@{Version} with npm failed (exit {code}); the S3 tests need Node.js and npm on PATH. {output}");
+                return;
             }
         }
     }
