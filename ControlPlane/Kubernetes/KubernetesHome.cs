@@ -59,6 +59,10 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
     private long _statusSkips;
     private long _conflicts;
     private bool _settled;
+    // Set once Current holds the informers' first complete picture (not the empty one from before).
+    private volatile bool _built;
+    private bool _settledAtLastRead;
+    private bool _droppedWhileUnsettled;
     private DateTimeOffset _settleSince;
 
     private sealed class DeletionState(string? uid, IReadOnlySet<string> names)
@@ -91,10 +95,20 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
     }
 
     public string Kind => "Kubernetes";
-    public HomeSnapshot Current => _current;
+    public HomeSnapshot Current
+    {
+        get
+        {
+            var current = _current;
+            // The reconciler reads Current when a pass starts: remember whether the sidecars had all reported
+            // by then, so that the statuses of a pass that began with a half picture are not recorded.
+            if (!Volatile.Read(ref _settled)) Volatile.Write(ref _settledAtLastRead, _built && _residency.Settled(current.Engines));
+            return current;
+        }
+    }
 
     /// <summary>Both informers have listed, and this replica leads (followers do not decide unless <see cref="KubernetesHomeOptions.ReconcileOnFollowers"/>).</summary>
-    public bool Synced => InformersSynced && (_leadership.IsLeader || _options.ReconcileOnFollowers);
+    public bool Synced => _built && InformersSynced && (_leadership.IsLeader || _options.ReconcileOnFollowers);
 
     public bool InformersSynced => _adapters.Synced && _pods.Synced;
     public bool IsLeader => _leadership.IsLeader;
@@ -130,6 +144,11 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
         if (!_leadership.IsLeader) return ValueTask.CompletedTask;
         lock (_gate)
         {
+            // After a start or a new leadership, a pass made before every sidecar reported describes a half
+            // picture (Pending everywhere): it is not recorded; the first pass after the reports is.
+            if (!_settled && (Volatile.Read(ref _settledAtLastRead) || _time.GetUtcNow() - _settleSince >= _options.StatusSettleTimeout)) _settled = true;
+            var record = _settled;
+            if (!record) _droppedWhileUnsettled = true;
             var keys = new HashSet<string>(StringComparer.Ordinal);
             foreach (var a in adapters)
             {
@@ -137,7 +156,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
                 var key = $"{a.Metadata.NamespaceProperty ?? "default"}/{a.Metadata.Name}";
                 keys.Add(key);
                 // Latest wins: a burst of passes becomes one write per object.
-                _pendingStatus[key] = a.Status;
+                if (record) _pendingStatus[key] = a.Status;
             }
             foreach (var (key, state) in _deleting)
                 if (!keys.Contains(key)) state.Reconciled = true;
@@ -162,6 +181,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
             {
                 _pendingStatus.Clear();
                 _settled = false;
+                _settledAtLastRead = false;
                 _settleSince = _time.GetUtcNow();
             }
         }
@@ -263,8 +283,10 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
         foreach (var p in problems) fingerprint.AppendData(Encoding.UTF8.GetBytes($"problem|{p.Message}\n"));
 
         _current = new HomeSnapshot(declared, engines, problems);
+        var first = !_built;
+        _built = true;
         var hash = Convert.ToHexString(fingerprint.GetHashAndReset());
-        if (hash == _fingerprint) return;
+        if (hash == _fingerprint && !first) return;
         _fingerprint = hash;
         foreach (var p in problems) LogProblem(_logger, p.Origin, p.Message);
         LogSnapshot(_logger, declared.Count, engines.Count, deletingNow.Count);
@@ -412,19 +434,26 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
         // 3. Statuses the reconciler recorded, only where they differ from what the cluster holds; after a
         //    start or a new leadership, only once the sidecars have all reported (no half picture).
         List<(string Key, LoraAdapterStatus Status)> pending;
-        bool settled, justSettled = false;
+        bool settled, askAgain = false;
         lock (_gate)
         {
-            if (!_settled && (_residency.Settled(_current.Engines) || now - _settleSince >= _options.StatusSettleTimeout))
+            if (!_settled && _droppedWhileUnsettled)
             {
-                // What was recorded before is the half picture: drop it and ask the reconciler for a fresh pass.
-                _settled = justSettled = true;
-                _pendingStatus.Clear();
+                // Passes were dropped while the picture was half. Once it is whole (or we waited long enough),
+                // ask for a fresh pass rather than wait for the reconciler's resync; that pass reads Current,
+                // which notes that it started with every sidecar reported, and is recorded.
+                var timedOut = now - _settleSince >= _options.StatusSettleTimeout;
+                if (timedOut) _settled = true;
+                if (timedOut || _residency.Settled(_current.Engines))
+                {
+                    askAgain = true;
+                    _droppedWhileUnsettled = false;
+                }
             }
             settled = _settled;
-            pending = settled ? [.. _pendingStatus.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value))] : [];
+            pending = [.. _pendingStatus.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value))];
         }
-        if (justSettled) Changed?.Invoke();
+        if (askAgain) Changed?.Invoke();
         if (!settled)
         {
             var deadline = _settleSince + _options.StatusSettleTimeout;
@@ -519,8 +548,12 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
             try
             {
                 using var result = await _api.MergePatchAsync(ObjectPath(key), patch, ct);
-                // Removing the last finalizer of a deleting object deletes it; the watch says so.
-                _adapters.Upsert(result.RootElement);
+                // Removing the last finalizer of a deleting object deletes it: drop it rather than write it
+                // back (the DELETED event may already have come, and must not be undone).
+                if (!add && finalizers.Count == 0 && result.RootElement.GetProperty("metadata").TryGetProperty("deletionTimestamp", out var gone) && gone.ValueKind == JsonValueKind.String)
+                    _adapters.Remove(key);
+                else
+                    _adapters.Upsert(result.RootElement);
                 if (add) LogFinalizerAdded(_logger, key);
                 else LogFinalizerRemoved(_logger, key);
                 return;

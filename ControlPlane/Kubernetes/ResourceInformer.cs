@@ -78,8 +78,18 @@ internal sealed partial class ResourceInformer : IAsyncDisposable
     /// </summary>
     public void Upsert(JsonElement obj)
     {
-        ImmutableInterlocked.Update(ref _objects, (d, o) => d.SetItem(KeyOf(o), o), obj.Clone());
+        // Never let a late write-through replace a newer object a watch event already delivered.
+        ImmutableInterlocked.Update(ref _objects, (d, o) =>
+            d.TryGetValue(KeyOf(o), out var cached) && IsOlder(o, cached) ? d : d.SetItem(KeyOf(o), o), obj.Clone());
     }
+
+    /// <summary>
+    /// True when <paramref name="candidate"/> is older than <paramref name="cached"/>. resourceVersions are
+    /// opaque by contract, but every API server in practice hands out increasing integers (etcd revisions);
+    /// when either does not parse, nothing is assumed and the candidate wins.
+    /// </summary>
+    private static bool IsOlder(JsonElement candidate, JsonElement cached) =>
+        long.TryParse(ResourceVersionOf(candidate), out var a) && long.TryParse(ResourceVersionOf(cached), out var b) && a < b;
 
     public void Remove(string key) => ImmutableInterlocked.Update(ref _objects, (d, k) => d.Remove(k), key);
 

@@ -58,6 +58,7 @@ public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
             ["Kestrel:Endpoints:Http:Url"] = $"http://127.0.0.1:{Ports.GetFree()}",
             ["Kestrel:Endpoints:Grpc:Url"] = $"http://127.0.0.1:{Ports.GetFree()}",
             ["Kestrel:Endpoints:Grpc:Protocols"] = "Http2",
+            ["ControlPlane:Home"] = "Kubernetes",
             ["ControlPlane:BackoffInitial"] = "00:00:01",
             ["ControlPlane:ReconnectInitial"] = "00:00:00.100",
             ["ControlPlane:ReconnectMax"] = "00:00:00.500",
@@ -72,9 +73,8 @@ public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
         builder.Logging.ClearProviders();
         if (Environment.GetEnvironmentVariable("CP_TEST_LOG") == "1") builder.Logging.AddConsole();
         builder.AddServiceDefaults();
+        // ControlPlane:Home=Kubernetes: the composition root selects the Kubernetes home itself.
         builder.AddControlPlane();
-        // The line the composition root runs when ControlPlane:Home is Kubernetes.
-        builder.Services.AddKubernetesHome(builder.Configuration);
         var app = builder.Build();
         app.MapControlPlane();
         await app.StartAsync();
@@ -139,6 +139,17 @@ public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
         var before = _server.Requests.Count(r => r.IsMutating && r.Resource == "loraadapters");
         var ensureCalls = _sidecars.Select(s => s.EnsureCalls.Count).ToList();
 
+        var seen = new List<string>();
+        using var stopSpy = new CancellationTokenSource();
+        var spy = Task.Run(async () =>
+        {
+            while (!stopSpy.IsCancellationRequested)
+            {
+                var j = k8s.KubernetesJson.Serialize(_server.Get<LoraAdapter>(Ns, "sql")!.Status);
+                lock (seen) if (seen.Count == 0 || seen[^1] != j) seen.Add(j);
+                await Task.Delay(2);
+            }
+        });
         _app = await StartControlPlaneAsync();
         var home = (KubernetesHome)_app.Services.GetRequiredService<HybridServing.ControlPlane.Homes.IControlPlaneHome>();
         var reconciler = _app.Services.GetRequiredService<HybridServing.ControlPlane.Reconciliation.Reconciler>();
@@ -146,7 +157,9 @@ public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
 
         // No status flap (Pending from a half picture, then Ready again): statuses wait for the sidecars' first reports.
         var writes = _server.Requests.Where(r => r.IsMutating && r.Resource == "loraadapters").Skip(before).ToList();
-        Assert.True(writes.Count == 0, "after the restart: " + string.Join("; ", writes.Select(w => $"{w.Verb} {w.Path}")));
+        stopSpy.Cancel();
+        await spy;
+        Assert.True(writes.Count == 0, "after the restart: " + string.Join("; ", writes.Select(w => $"{w.Verb} {w.Path}")) + "\n" + string.Join("\n", seen));
         Assert.Equal(0, home.StatusWrites);
         // The sidecars were told the same set again (they forgot nothing): no unload, no second load.
         var after = _sidecars.SelectMany((s, i) => s.EnsureCalls.Skip(ensureCalls[i])).ToList();

@@ -40,7 +40,7 @@ public sealed class StatusWriteTests
         Assert.Equal(["sql-v1"], stored.Status.LoadedAdapters!);
         var write = Assert.Single(server.Requests, r => r.Resource == "loraadapters" && r.Subresource == "status" && r.IsMutating);
         Assert.Equal("PUT", write.Method);
-        Assert.Equal(1, home.StatusWrites);
+        await WaitUntilAsync(() => home.StatusWrites == 1, "counted");
     }
 
     [Fact]
@@ -101,12 +101,12 @@ public sealed class StatusWriteTests
         var declared = home.Current.Adapters.Single().Resource;
         using var client = server.CreateClient();
         // The status write is held up; meanwhile someone else changes the object, so the write's resourceVersion is stale.
-        server.InjectFault(new HybridServing.KubeApiTestServer.Faults.FaultRule("update", "loraadapters/status", 1) { Delay = TimeSpan.FromMilliseconds(600) });
+        var held = server.InjectFault(new HybridServing.KubeApiTestServer.Faults.FaultRule("update", "loraadapters/status", 1) { Delay = TimeSpan.FromMilliseconds(500) });
         await home.WriteStatusAsync([WithStatus(declared, Status(LoraAdapterPhases.Ready, "sql-v1"))], CancellationToken.None);
-        await Task.Delay(150);
-        var other = server.Get<LoraAdapter>(Ns, "sql")!;
-        other.Metadata.Labels = new Dictionary<string, string> { ["touched"] = "yes" };
-        await client.CustomObjects.ReplaceNamespacedCustomObjectAsync(other, LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural, "sql");
+        await WaitUntilAsync(() => held.Hits == 1, "the status write is in flight");
+        // The other writer patches without a precondition (it cannot conflict itself).
+        await client.CustomObjects.PatchNamespacedCustomObjectAsync(new k8s.Models.V1Patch("{\"metadata\":{\"labels\":{\"touched\":\"yes\"}}}", k8s.Models.V1Patch.PatchType.MergePatch),
+            LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural, "sql");
 
         await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql")!.Status?.Phase == LoraAdapterPhases.Ready, "the status is stored");
         Assert.Equal(1, home.Conflicts);
@@ -173,5 +173,53 @@ public sealed class StatusWriteTests
         await home.WriteStatusAsync([WithStatus(home.Current.Adapters[0].Resource, Status(LoraAdapterPhases.Ready, "x"))], CancellationToken.None);
         await Task.Delay(200);
         Assert.DoesNotContain(server.Requests, r => r.IsMutating);
+    }
+
+    [Fact]
+    public async Task After_a_start_a_pass_that_began_before_every_sidecar_reported_is_not_recorded()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        server.Seed(Adapter("sql"));
+        var residency = new FakeResidency { AllReported = false };
+        await using var home = Home(server, residency: residency);
+        await home.StartAsync(CancellationToken.None);
+        await WaitUntilAsync(() => home.Synced && home.Current.Adapters.Count == 1, "the first picture");
+        await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql")!.Metadata.Finalizers?.Count == 1, "finalizer");
+        var changed = 0;
+        home.Changed += () => Interlocked.Increment(ref changed);
+
+        // A pass that starts while the sidecars have not reported yet: its (half-picture) status is dropped.
+        var declared = home.Current.Adapters[0].Resource;
+        await home.WriteStatusAsync([WithStatus(declared, Status(LoraAdapterPhases.Pending))], CancellationToken.None);
+        await Task.Delay(150);
+        Assert.Null(server.Get<LoraAdapter>(Ns, "sql")!.Status);
+
+        // The sidecars report: the home asks for a fresh pass, and that pass is recorded.
+        residency.Report();
+        await WaitUntilAsync(() => changed >= 1, "a fresh pass was requested");
+        declared = home.Current.Adapters[0].Resource;
+        await home.WriteStatusAsync([WithStatus(declared, Status(LoraAdapterPhases.Ready, "sql-v1"))], CancellationToken.None);
+        await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql")!.Status?.Phase == LoraAdapterPhases.Ready, "recorded");
+        Assert.Equal(1, StatusWrites(server));
+    }
+
+    [Fact]
+    public async Task Without_reports_statuses_are_recorded_after_the_settle_timeout()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        server.Seed(Adapter("sql"));
+        var residency = new FakeResidency { AllReported = false };
+        await using var home = Home(server, FastOptions(o => o.StatusSettleTimeout = TimeSpan.FromMilliseconds(600)), residency: residency);
+        var started = DateTime.UtcNow;
+        await home.StartAsync(CancellationToken.None);
+        await WaitUntilAsync(() => home.Synced && home.Current.Adapters.Count == 1, "the first picture");
+        // The reconciler passes again and again; none is recorded before the timeout, one is after it.
+        await WaitUntilAsync(async () =>
+        {
+            await home.WriteStatusAsync([WithStatus(home.Current.Adapters[0].Resource, Status(LoraAdapterPhases.Pending))], CancellationToken.None);
+            await Task.Delay(20);
+            return server.Get<LoraAdapter>(Ns, "sql")!.Status?.Phase == LoraAdapterPhases.Pending;
+        }, "recorded after the timeout");
+        Assert.True(DateTime.UtcNow - started >= TimeSpan.FromMilliseconds(550), $"recorded after {DateTime.UtcNow - started}");
     }
 }
