@@ -38,10 +38,14 @@ internal sealed record EngineSelector(IReadOnlyDictionary<string, string> MatchL
 
     public bool Matches(IReadOnlyDictionary<string, string> labels)
     {
-        foreach (var (k, v) in MatchLabels)
-            if (!labels.TryGetValue(k, out var actual) || actual != v) return false;
-        foreach (var e in Expressions)
+        // Count checks and an index loop: the solver calls this for many engines, and enumerating the
+        // interfaces allocates an enumerator every time.
+        if (MatchLabels.Count > 0)
+            foreach (var (k, v) in MatchLabels)
+                if (!labels.TryGetValue(k, out var actual) || actual != v) return false;
+        for (var i = 0; i < Expressions.Count; i++)
         {
+            var e = Expressions[i];
             var has = labels.TryGetValue(e.Key, out var value);
             var ok = e.Operator switch
             {

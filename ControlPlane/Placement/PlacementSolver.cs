@@ -15,6 +15,12 @@ namespace HybridServing.ControlPlane.Placement;
 /// The minimum and maximum passes repeat until nothing moves, so that solving a solved plan again
 /// changes nothing (the plan is a fixed point). Among equal candidates an engine on a node that does
 /// not hold the adapter yet wins (spread), then the engine with the most free slots, then the name.
+/// <para>
+/// There is one algorithm and no state between calls; "one change to a solved cluster" is a full
+/// solve made cheap: its cost is linear in demands plus current placements (no per-demand walk over
+/// engines, no string sorting of an input that arrives sorted, free-engine sets built only for the
+/// classes that look for a free engine), so the reconciler can call it on every pass.
+/// </para>
 /// </summary>
 internal static class PlacementSolver
 {
@@ -42,8 +48,17 @@ internal static class PlacementSolver
     private sealed class EligibilityClass(int[] engines)
     {
         public readonly int[] Engines = engines;
-        public readonly SortedSet<long> Free = [];
+
+        /// <summary>
+        /// Built on first use and kept current from then on: on a solved cluster most classes are never
+        /// asked for a free engine, and filling every class's set up front costs more than the whole
+        /// incremental solve may take.
+        /// </summary>
+        public SortedSet<long>? Free;
     }
+
+    /// <summary>What every demand with one base model and selector shares.</summary>
+    private readonly record struct BaseMatch(int Id, int[] Engines, bool RankMatters, bool MemoryMatters);
 
     private sealed class State
     {
@@ -54,6 +69,8 @@ internal static class PlacementSolver
         private readonly List<int>[] _held;
         private readonly AdapterDemand[] _demands;
         private readonly int[] _order;
+        private readonly int[] _byName;
+        private readonly int[] _nameRank;
         private readonly int[][] _baseMatch;
         private readonly EligibilityClass[] _class;
         private readonly int[][] _eligible;
@@ -75,32 +92,50 @@ internal static class PlacementSolver
             _engineClasses = [.. _engines.Select(_ => new List<EligibilityClass>())];
 
             _demands = [.. demands];
-            var byName = new Dictionary<string, int>(StringComparer.Ordinal);
+            var byName = new Dictionary<string, int>(_demands.Length, StringComparer.Ordinal);
             for (var i = 0; i < _demands.Length; i++)
                 if (!byName.TryAdd(_demands[i].Name, i))
                     throw new ArgumentException($"Two demands are named '{_demands[i].Name}'; adapter names must be unique.", nameof(demands));
-            _order = [.. Enumerable.Range(0, _demands.Length)
-                .OrderByDescending(i => _demands[i].Priority).ThenBy(i => _demands[i].Name, StringComparer.Ordinal)];
+            _byName = NameOrder(_demands);
+            _nameRank = new int[_demands.Length];
+            for (var r = 0; r < _byName.Length; r++) _nameRank[_byName[r]] = r;
+            _order = PriorityOrder(_demands, _byName);
             _holders = [.. _demands.Select(_ => new List<int>(2))];
             _preemptedBy = new string?[_demands.Length];
 
-            // Compatibility is computed once per distinct (base model, selector[, rank][, memory]) and shared.
-            var baseCache = new Dictionary<string, int[]>(StringComparer.Ordinal);
-            var classCache = new Dictionary<string, EligibilityClass>(StringComparer.Ordinal);
+            // Compatibility is computed once per distinct (base model, selector[, rank][, memory]) and shared:
+            // per demand this is two dictionary look-ups, never a walk over the engines.
+            var baseCache = new Dictionary<(string BaseModel, string Selector), BaseMatch>();
+            // Demands built from one declaration share their base-model string and selector object: a
+            // look-up by reference skips hashing the texts for all but the first of them.
+            var sameObjects = new Dictionary<(string BaseModel, EngineSelector Selector), BaseMatch>(SameObjects.Instance);
+            var modelEngines = new Dictionary<string, List<int>>(StringComparer.Ordinal);
+            for (var e = 0; e < _engines.Length; e++)
+                foreach (var model in _engines[e].BaseModels)
+                    if (!modelEngines.TryGetValue(model, out var list)) modelEngines[model] = [e];
+                    else if (list[^1] != e) list.Add(e);
+            var classCache = new Dictionary<(int Base, int Rank, long Memory), EligibilityClass>();
             _baseMatch = new int[_demands.Length][];
             _class = new EligibilityClass[_demands.Length];
             _eligible = new int[_demands.Length][];
             for (var d = 0; d < _demands.Length; d++)
             {
                 var demand = _demands[d];
-                var baseKey = demand.BaseModel + "\n" + demand.Selector.Key;
-                if (!baseCache.TryGetValue(baseKey, out var match))
-                    baseCache[baseKey] = match = [.. Enumerable.Range(0, _engines.Length).Where(e =>
-                        _engines[e].BaseModels.Contains(demand.BaseModel, StringComparer.Ordinal) && demand.Selector.Matches(_engines[e].Labels))];
+                if (!sameObjects.TryGetValue((demand.BaseModel, demand.Selector), out var bm))
+                {
+                    if (!baseCache.TryGetValue((demand.BaseModel, demand.Selector.Key), out bm))
+                    {
+                        int[] engines = modelEngines.TryGetValue(demand.BaseModel, out var serving)
+                            ? [.. serving.Where(e => demand.Selector.Matches(_engines[e].Labels))]
+                            : [];
+                        baseCache[(demand.BaseModel, demand.Selector.Key)] = bm = new BaseMatch(baseCache.Count, engines,
+                            engines.Any(e => _engines[e].MaxLoraRank > 0), engines.Any(e => _engines[e].AdapterMemoryBudgetBytes > 0));
+                    }
+                    sameObjects[(demand.BaseModel, demand.Selector)] = bm;
+                }
+                var match = bm.Engines;
                 _baseMatch[d] = match;
-                var rankMatters = match.Any(e => _engines[e].MaxLoraRank > 0);
-                var memoryMatters = match.Any(e => _engines[e].AdapterMemoryBudgetBytes > 0);
-                var classKey = $"{baseKey}\n{(rankMatters ? demand.Rank : 0)}\n{(memoryMatters ? demand.MemoryBytes : 0)}";
+                var classKey = (bm.Id, bm.RankMatters ? demand.Rank : 0, bm.MemoryMatters ? demand.MemoryBytes : 0);
                 if (!classCache.TryGetValue(classKey, out var cls))
                 {
                     classCache[classKey] = cls = new EligibilityClass([.. match.Where(e => Fits(_engines[e], demand))]);
@@ -112,33 +147,101 @@ internal static class PlacementSolver
                     : cls.Engines;
             }
 
-            // Current residency, mapped to demand indices (adapters no longer demanded are dropped).
-            _currentHolders = [.. _demands.Select(_ => new List<int>())];
+            // Current residency, mapped to demand indices (adapters no longer demanded are dropped): demand
+            // d's current engines are _current[_currentStart[d] .. _currentStart[d + 1]), in engine order
+            // (flat arrays rather than one list per demand: this runs on every solve of a full cluster).
+            var total = 0;
+            foreach (var engine in _engines) total += engine.Current.Count;
+            var currentDemand = new int[total];
+            var currentEngine = new int[total];
+            _currentStart = new int[_demands.Length + 1];
+            var k = 0;
             for (var e = 0; e < _engines.Length; e++)
                 foreach (var name in _engines[e].Current)
-                    if (byName.TryGetValue(name, out var d)) _currentHolders[d].Add(e);
+                    if (byName.TryGetValue(name, out var d))
+                    {
+                        currentDemand[k] = d;
+                        currentEngine[k++] = e;
+                        _currentStart[d + 1]++;
+                    }
+            for (var d = 0; d < _demands.Length; d++) _currentStart[d + 1] += _currentStart[d];
+            _current = new int[k];
+            var next = _currentStart[..^1];
+            for (var i = 0; i < k; i++) _current[next[currentDemand[i]]++] = currentEngine[i];
         }
 
-        private readonly List<int>[] _currentHolders;
+        private readonly int[] _currentStart;
+        private readonly int[] _current;
+
+        /// <summary>Reference equality on both parts of the key.</summary>
+        private sealed class SameObjects : IEqualityComparer<(string, EngineSelector)>
+        {
+            public static readonly SameObjects Instance = new();
+            public bool Equals((string, EngineSelector) x, (string, EngineSelector) y) => ReferenceEquals(x.Item1, y.Item1) && ReferenceEquals(x.Item2, y.Item2);
+            public int GetHashCode((string, EngineSelector) obj) =>
+                HashCode.Combine(System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(obj.Item1), System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(obj.Item2));
+        }
+
+        /// <summary>
+        /// Demand indices in ordinal name order. The demands of a solved cluster usually arrive in the
+        /// order they came last time plus a few appended, so the sorted prefix is kept and only the rest
+        /// is sorted and merged in: O(n) instead of O(n log n) string comparisons for one change.
+        /// </summary>
+        private static int[] NameOrder(AdapterDemand[] demands)
+        {
+            var n = demands.Length;
+            var order = new int[n];
+            for (var i = 0; i < n; i++) order[i] = i;
+            var prefix = 1;
+            while (prefix < n && string.CompareOrdinal(demands[prefix - 1].Name, demands[prefix].Name) < 0) prefix++;
+            if (prefix >= n) return order;
+            var tail = order[prefix..];
+            var tailNames = new string[tail.Length];
+            for (var i = 0; i < tail.Length; i++) tailNames[i] = demands[tail[i]].Name;
+            Array.Sort(tailNames, tail, StringComparer.Ordinal);
+            int a = 0, b = 0, k = 0;
+            while (a < prefix && b < tail.Length)
+                order[k++] = string.CompareOrdinal(demands[a].Name, demands[tail[b]].Name) < 0 ? a++ : tail[b++];
+            while (a < prefix) order[k++] = a++;
+            while (b < tail.Length) order[k++] = tail[b++];
+            return order;
+        }
+
+        /// <summary>Serving order: priority descending, then name (ordinal); names are unique, so the order is total.</summary>
+        private static int[] PriorityOrder(AdapterDemand[] demands, int[] byName)
+        {
+            var keys = new ulong[byName.Length];
+            for (var k = 0; k < byName.Length; k++)
+            {
+                // High half: priority mapped so that ascending keys are descending priorities; low half: name rank.
+                var ascending = (uint)(demands[byName[k]].Priority ^ int.MinValue);
+                keys[k] = ((ulong)(uint.MaxValue - ascending) << 32) | (uint)k;
+            }
+            Array.Sort(keys);
+            var order = new int[keys.Length];
+            for (var k = 0; k < keys.Length; k++) order[k] = byName[(int)(keys[k] & 0xFFFFFFFF)];
+            return order;
+        }
 
         // Ascending order = most free slots first, then lowest engine index (name order).
         private long FreeKey(int e) => ((long)(int.MaxValue - _slotsFree[e]) << 32) | (uint)e;
 
-        // The ordered free sets are filled after the keep pass: keeping thousands of placements would
-        // otherwise re-sort every engine once per kept adapter.
-        private bool _freeSetsReady;
-
-        private void FillFreeSets()
+        /// <summary>The class's engines with free slots, most free first (built on first use, see <see cref="EligibilityClass.Free"/>).</summary>
+        private SortedSet<long> FreeSet(EligibilityClass cls)
         {
-            for (var e = 0; e < _engines.Length; e++)
-                if (_slotsFree[e] > 0)
-                    foreach (var cls in _engineClasses[e]) cls.Free.Add(FreeKey(e));
-            _freeSetsReady = true;
+            if (cls.Free is { } free) return free;
+            var keys = new List<long>(cls.Engines.Length);
+            foreach (var e in cls.Engines)
+                if (_slotsFree[e] > 0) keys.Add(FreeKey(e));
+            _freeSetsBuilt++;
+            return cls.Free = new SortedSet<long>(keys);
         }
+
+        private int _freeSetsBuilt;
 
         private void SetSlotsFree(int e, int value)
         {
-            if (!_freeSetsReady)
+            if (_freeSetsBuilt == 0)
             {
                 _slotsFree[e] = value;
                 return;
@@ -149,8 +252,9 @@ internal static class PlacementSolver
             var newKey = FreeKey(e);
             foreach (var cls in _engineClasses[e])
             {
-                if (had) cls.Free.Remove(oldKey);
-                if (value > 0) cls.Free.Add(newKey);
+                if (cls.Free is not { } free) continue;
+                if (had) free.Remove(oldKey);
+                if (value > 0) free.Add(newKey);
             }
         }
 
@@ -184,14 +288,12 @@ internal static class PlacementSolver
         public void Keep()
         {
             foreach (var d in _order)
-            {
-                var current = _currentHolders[d];
-                if (current.Count > 1) current.Sort();
-                foreach (var e in current)
+                for (var i = _currentStart[d]; i < _currentStart[d + 1]; i++)
+                {
+                    var e = _current[i];
                     if (_holders[d].Count < _demands[d].MaxReplicas && IsEligible(d, e) && !Holds(e, d) && HasRoom(e, d))
                         Assign(e, d);
-            }
-            FillFreeSets();
+                }
         }
 
         public bool MinimumPass()
@@ -229,7 +331,7 @@ internal static class PlacementSolver
             if (ReferenceEquals(_eligible[d], _class[d].Engines))
             {
                 // Walk engines with free slots, most free first: the first one on a new node is the answer.
-                foreach (var key in _class[d].Free)
+                foreach (var key in FreeSet(_class[d]))
                 {
                     var e = (int)(key & 0xFFFFFFFF);
                     if (_memFree[e] < _demands[d].MemoryBytes || Holds(e, d)) continue;
@@ -302,14 +404,35 @@ internal static class PlacementSolver
 
         public Plan ToPlan()
         {
-            var engineAdapters = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            // Names come out in ordinal order by sorting indices, not strings: engines are indexed in name
+            // order, and _nameRank is each demand's place in name order.
+            var buffer = new int[64];
+            static Span<int> Scratch(ref int[] buffer, int length)
+            {
+                if (buffer.Length < length) buffer = new int[length];
+                return buffer.AsSpan(0, length);
+            }
+            var engineAdapters = new Dictionary<string, IReadOnlyList<string>>(_engines.Length, StringComparer.Ordinal);
             for (var e = 0; e < _engines.Length; e++)
-                engineAdapters[_engines[e].Name] = [.. _held[e].Select(d => _demands[d].Name).Order(StringComparer.Ordinal)];
-            var adapterEngines = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+            {
+                var held = _held[e];
+                var ranks = Scratch(ref buffer, held.Count);
+                for (var i = 0; i < ranks.Length; i++) ranks[i] = _nameRank[held[i]];
+                ranks.Sort();
+                var names = new string[ranks.Length];
+                for (var i = 0; i < ranks.Length; i++) names[i] = _demands[_byName[ranks[i]]].Name;
+                engineAdapters[_engines[e].Name] = names;
+            }
+            var adapterEngines = new Dictionary<string, IReadOnlyList<string>>(_demands.Length, StringComparer.Ordinal);
             var shortfalls = new Dictionary<string, Shortfall>(StringComparer.Ordinal);
             for (var d = 0; d < _demands.Length; d++)
             {
-                adapterEngines[_demands[d].Name] = [.. _holders[d].Select(e => _engines[e].Name).Order(StringComparer.Ordinal)];
+                var holders = Scratch(ref buffer, _holders[d].Count);
+                _holders[d].CopyTo(holders);
+                holders.Sort();
+                var names = new string[holders.Length];
+                for (var i = 0; i < holders.Length; i++) names[i] = _engines[holders[i]].Name;
+                adapterEngines[_demands[d].Name] = names;
                 if (_holders[d].Count < Min(d)) shortfalls[_demands[d].Name] = Explain(d);
             }
             return new Plan(engineAdapters, adapterEngines, shortfalls, _preemptions);

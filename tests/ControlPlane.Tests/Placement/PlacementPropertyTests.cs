@@ -15,7 +15,7 @@ public sealed class PlacementPropertyTests
 
     private static readonly Gen<Case> Cases = Gen.Select(Gen.Int[1, 8], Gen.Int[0, 16], Gen.Int).Select((engines, demands, seed) => Build(engines, demands, seed));
 
-    private static Case Build(int engineCount, int demandCount, int seed)
+    internal static Case Build(int engineCount, int demandCount, int seed)
     {
         var random = new Random(seed);
         var names = Enumerable.Range(0, demandCount).Select(i => $"a{i}").ToArray();
