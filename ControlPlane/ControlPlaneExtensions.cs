@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using HybridServing.ControlPlane.Api;
 using HybridServing.ControlPlane.Engines;
 using HybridServing.ControlPlane.Homes;
@@ -33,6 +34,8 @@ public static class ControlPlaneExtensions
         // The home is the only thing that differs between running locally and in a cluster.
         if (string.Equals(builder.Configuration[$"{HybridServing.ControlPlane.ControlPlaneOptions.Section}:Home"], "Kubernetes", StringComparison.OrdinalIgnoreCase))
             services.AddKubernetesHome(builder.Configuration);
+        // A single local control plane always leads; the Kubernetes home registers Lease-based leadership.
+        services.TryAddSingleton<IControlPlaneLeadership, SoleLeadership>();
         return builder;
     }
 

@@ -1,3 +1,4 @@
+using HybridServing.ControlPlane.Homes;
 namespace HybridServing.ControlPlane.Kubernetes;
 
 /// <summary>The <c>ControlPlane:Kubernetes</c> configuration section (used when <c>ControlPlane:Home</c> is <c>Kubernetes</c>).</summary>
@@ -27,13 +28,12 @@ internal sealed class KubernetesHomeOptions
     public bool LeaderElection { get; set; } = true;
 
     /// <summary>
-    /// False (default): the home reports <c>Synced</c> only on the leader, so followers do not reconcile at
-    /// all (safe with today's reconciler, but a follower's router API serves an empty routing table).
-    /// True: followers report <c>Synced</c> too and reconcile for their routing tables; only do this once the
-    /// reconciler skips actuation (EnsureAdapters) when <c>IControlPlaneLeadership.IsLeader</c> is false.
-    /// Status, finalizers and events are written by the leader only either way.
+    /// True (default): followers report <c>Synced</c> too and reconcile (without actuating: the reconciler
+    /// drives sidecars only on the leader) so that their router API serves a routing table to the gateways
+    /// that reach them. False: followers stay idle until they lead. Status, finalizers and events are
+    /// written by the leader only either way.
     /// </summary>
-    public bool ReconcileOnFollowers { get; set; }
+    public bool ReconcileOnFollowers { get; set; } = true;
 
     public string LeaseName { get; set; } = "hybridserving-controlplane";
 

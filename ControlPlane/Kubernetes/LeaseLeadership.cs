@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using k8s.LeaderElection;
 using k8s.LeaderElection.ResourceLock;
+using HybridServing.ControlPlane.Homes;
 
 namespace HybridServing.ControlPlane.Kubernetes;
 

@@ -42,16 +42,18 @@ internal sealed partial class Reconciler : BackgroundService
     private TaskCompletionSource<ReconcileModel> _reconciled = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Plan? _lastPlan;
     private long _sequence;
+    private readonly IControlPlaneLeadership _leadership;
     private DateTimeOffset? _startedAt;
     // Adapters evicted for a higher-priority one stay "Preempted" (not merely short of capacity) until placed again.
     private readonly Dictionary<string, Preemption> _preempted = new(StringComparer.Ordinal);
 
     private sealed record DiscoveryEntry(string Fingerprint, DiscoveryResult Result, DateTimeOffset ValidUntil, int Failures);
 
-    public Reconciler(IControlPlaneHome home, EngineRegistry engines, IAdapterDiscovery discovery, RoutingTableStore routes,
-        TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
+    public Reconciler(IControlPlaneHome home, IControlPlaneLeadership leadership, EngineRegistry engines, IAdapterDiscovery discovery,
+        RoutingTableStore routes, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
     {
         _home = home;
+        _leadership = leadership;
         _engines = engines;
         _discovery = discovery;
         _routes = routes;
@@ -121,6 +123,9 @@ internal sealed partial class Reconciler : BackgroundService
                 ? Refuse(LoraAdapterReasons.NameConflict, conflicted.c.Message)
                 : Refuse("NotFound", $"no LoraAdapter declares an adapter named '{name}'.");
         }
+        // Only the leader drives sidecars: a follower could place the adapter but never load it.
+        if (!_leadership.IsLeader && model.Plan.EnginesFor(name).Count == 0)
+            return Refuse("NotLeader", $"this control plane replica does not lead (leader: {_leadership.Leader ?? "unknown"}); retry, or reach the leader.");
         if (model.Plan.EnginesFor(name).Count > 0)
         {
             lock (_requestGate)
@@ -264,8 +269,9 @@ internal sealed partial class Reconciler : BackgroundService
         }
 
         // Decide 3: demands and the engine snapshot, then solve.
+        // In name order: the solver then finds its input already sorted, here and in RequestLoad's what-if solves.
         var demands = new Dictionary<string, AdapterDemand>(StringComparer.Ordinal);
-        foreach (var (name, (r, a)) in owners)
+        foreach (var (name, (r, a)) in owners.OrderBy(o => o.Key, StringComparer.Ordinal))
         {
             if (!r.LoadOnStartup && !requested.Contains(name)) continue;
             demands[name] = ToDemand(r.Declared.Resource.Spec, a, _backoff.Excluded(name, now));
@@ -309,9 +315,10 @@ internal sealed partial class Reconciler : BackgroundService
         var enginesSynced = views.Values.All(v => v.Info is not null) || now - _startedAt.Value >= _options.EngineGracePeriod;
         if (!enginesSynced) _lastPlan = null;
 
-        // Apply: one complete desired set per engine, sent only when it changed.
+        // Apply: one complete desired set per engine, sent only when it changed. Followers decide
+        // (their routing tables serve the gateways that reach them) but only the leader drives sidecars.
         var sends = new List<Task<bool>>();
-        foreach (var connection in enginesSynced ? connections : [])
+        foreach (var connection in enginesSynced && _leadership.IsLeader ? connections : [])
         {
             if (!plan.EngineAdapters.TryGetValue(connection.Endpoint.Name, out var names)) continue;
             var desired = names.Select(n => ToSpec(owners[n].Adapter, owners[n].Resource.Declared.Resource.Spec.BaseModel)).ToList();
@@ -387,14 +394,16 @@ internal sealed partial class Reconciler : BackgroundService
 
     private async Task<(DiscoveryResult, DateTimeOffset?)> DiscoverAsync(DeclaredAdapter declared, DateTimeOffset now, CancellationToken ct)
     {
-        var fingerprint = KubernetesJson.Serialize(declared.Resource.Spec.AdapterSource) + "|" + declared.BaseDirectory;
+        var spec = declared.Resource.Spec;
+        var fingerprint = KubernetesJson.Serialize(spec.AdapterSource) + "|" + declared.BaseDirectory + "|" + spec.CredentialsSecretRef?.Name;
         if (_discoveries.TryGetValue(declared.Key, out var entry) && entry.Fingerprint == fingerprint && entry.ValidUntil > now)
             return (entry.Result, entry.Result.SourceError is null ? null : entry.ValidUntil);
 
         DiscoveryResult result;
         try
         {
-            result = await _discovery.DiscoverAsync(declared.Resource.Spec.AdapterSource, declared.BaseDirectory, ct);
+            result = await _discovery.DiscoverAsync(new DiscoveryRequest(spec.AdapterSource, declared.BaseDirectory,
+                spec.CredentialsSecretRef?.Name, declared.Resource.Metadata.NamespaceProperty ?? "default"), ct);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

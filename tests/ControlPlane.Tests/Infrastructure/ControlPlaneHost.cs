@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net.Http.Json;
 using System.Text.Json;
 using HybridServing.Contracts.Resources;
@@ -27,7 +28,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     public HttpClient Http { get; }
 
     public static async Task<ControlPlaneHost> StartAsync(string manifestsPath, IEnumerable<FakeSidecar> sidecars,
-        IDictionary<string, IDictionary<string, string>>? labels = null, IDictionary<string, string?>? extra = null)
+        IDictionary<string, IDictionary<string, string>>? labels = null, IDictionary<string, string?>? extra = null,
+        Action<IServiceCollection>? services = null)
     {
         var httpPort = Ports.GetFree();
         var grpcPort = Ports.GetFree();
@@ -63,6 +65,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         builder.Logging.ClearProviders();
         if (Environment.GetEnvironmentVariable("CP_TEST_LOG") == "1") builder.Logging.AddConsole();
         builder.AddServiceDefaults();
+        services?.Invoke(builder.Services);
         builder.AddControlPlane();
         var app = builder.Build();
         app.MapControlPlane();

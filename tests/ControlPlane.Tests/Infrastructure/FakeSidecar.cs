@@ -147,6 +147,14 @@ internal sealed class FakeSidecar : EngineSidecar.EngineSidecarBase, IAsyncDispo
         }
     }
 
+    /// <summary>Another control plane replica (the leader) had this adapter loaded here.</summary>
+    public void SimulateLoaded(string name)
+    {
+        lock (_gate)
+            _adapters[name] = new AdapterStatus { Name = name, Phase = AdapterPhase.Loaded, Updated = Timestamp.FromDateTime(DateTime.UtcNow) };
+        Notify();
+    }
+
     private void Notify()
     {
         Action[] subs;

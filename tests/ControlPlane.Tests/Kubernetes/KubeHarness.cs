@@ -6,6 +6,7 @@ using k8s;
 using k8s.Models;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using HybridServing.ControlPlane.Homes;
 
 namespace HybridServing.ControlPlane.Tests.Kubernetes;
 

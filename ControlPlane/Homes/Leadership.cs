@@ -1,4 +1,4 @@
-namespace HybridServing.ControlPlane.Kubernetes;
+namespace HybridServing.ControlPlane.Homes;
 
 /// <summary>
 /// Whether this replica leads. Only the leader writes to the cluster and drives sidecars; followers
