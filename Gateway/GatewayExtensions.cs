@@ -89,9 +89,6 @@ public static class GatewayExtensions
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(GatewayTelemetry.Name);
         GatewayLog.Started(log, pipeline.Name, keys.Count, options.Tenancy.RequireApiKey, app.Configuration[GatewayOptions.ControlPlaneGrpcKey]);
         if (options.Tenancy.RequireApiKey && keys.Count == 0) GatewayLog.NoTenants(log);
-        // prometheus-net attaches its .NET Meter adapter lazily, at the first collection; collect once
-        // now so requests served before Prometheus first scrapes are counted too.
-        Prometheus.Metrics.DefaultRegistry.CollectAndExportAsTextAsync(Stream.Null).GetAwaiter().GetResult();
 
         var inference = app.Services.GetRequiredService<InferenceEndpoint>();
         var models = app.Services.GetRequiredService<ModelsEndpoint>();

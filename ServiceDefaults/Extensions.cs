@@ -93,11 +93,34 @@ public static class ServiceDefaultsExtensions
         app.MapHealthChecks(AlivenessEndpointPath, new HealthCheckOptions { Predicate = r => r.Tags.Contains(LiveTag) });
         if (mapMetrics)
         {
+            ConfigurePrometheusBridge();
+            // prometheus-net attaches its adapters lazily, at the first collection; collect once now
+            // so requests served before Prometheus first scrapes are counted too.
+            Metrics.DefaultRegistry.CollectAndExportAsTextAsync(Stream.Null).GetAwaiter().GetResult();
             app.UseHttpMetrics();
             app.MapMetrics(MetricsEndpointPath);
         }
         return app;
     }
+
+    /// <summary>
+    /// Narrows what prometheus-net bridges from .NET meters onto <c>/metrics</c>: everything except the
+    /// framework's per-request HTTP stack (ASP.NET Core hosting, Kestrel, routing, memory pool,
+    /// HttpClient). Bridging those cost a proxying service more CPU per request than its own work (a
+    /// dozen measurements per request, each a label lookup); request counts and durations stay on
+    /// <c>/metrics</c> through prometheus-net's <c>http_*</c> middleware, and OpenTelemetry still exports
+    /// every framework instrument over OTLP. Event counters are read from the runtime only: listening
+    /// to the HTTP and socket event sources turns on their per-request events. Applies process-wide,
+    /// at the default registry's first collection.
+    /// </summary>
+    private static void ConfigurePrometheusBridge()
+    {
+        Metrics.ConfigureMeterAdapter(o => o.InstrumentFilterPredicate = i => !IsPerRequestFrameworkMeter(i.Meter.Name));
+        Metrics.ConfigureEventCounterAdapter(o => o.EventSourceFilterPredicate = source => source == "System.Runtime");
+    }
+
+    internal static bool IsPerRequestFrameworkMeter(string meter) =>
+        meter.StartsWith("Microsoft.AspNetCore.", StringComparison.Ordinal) || meter.StartsWith("System.Net.", StringComparison.Ordinal);
 
     private static bool IsInfrastructurePath(Microsoft.AspNetCore.Http.PathString path) =>
         path.StartsWithSegments(HealthEndpointPath) || path.StartsWithSegments(AlivenessEndpointPath) || path.StartsWithSegments(MetricsEndpointPath);

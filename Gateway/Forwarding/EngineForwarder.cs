@@ -47,12 +47,11 @@ internal sealed class EngineForwarder : IDisposable
         context.Request.ContentLength = body.Length;
         context.Request.Headers.TransferEncoding = default;
         var transformer = new EngineTransformer(engine.Name, _options.EngineHeader, _options.EngineApiKey);
-        var prefix = engine.Url.GetLeftPart(UriPartial.Path).TrimEnd('/');
         var deferred = DeferredAbort.Install(context);
         ForwarderError error;
         try
         {
-            error = await _forwarder.SendAsync(context, prefix, _client, _config, transformer);
+            error = await _forwarder.SendAsync(context, engine.DestinationPrefix, _client, _config, transformer);
         }
         finally
         {

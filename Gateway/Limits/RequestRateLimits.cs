@@ -14,7 +14,8 @@ internal readonly record struct RateLimitRefusal(string Message, TimeSpan RetryA
 internal sealed class RequestRateLimits : IDisposable
 {
     private static readonly TimeSpan Window = TimeSpan.FromMinutes(1);
-    private readonly PartitionedRateLimiter<(string Key, int Limit)> _limiter;
+    // Partitioned by (kind, name): a tuple key, so no string is built per request.
+    private readonly PartitionedRateLimiter<(string Kind, string Name, int Limit)> _limiter;
     private readonly RateLimitOptions _options;
 
     private readonly Tenancy.UsageLedger _usage;
@@ -25,9 +26,8 @@ internal sealed class RequestRateLimits : IDisposable
         _options = options.Value.RateLimits;
         if (_options.TenantTokensPerMinute < 0 || _options.TenantRequestsPerMinute < 0 || _options.AdapterRequestsPerMinute < 0 || _options.Adapters.Values.Any(v => v < 0))
             throw new InvalidOperationException("Gateway:RateLimits values must be >= 0 (0 = unlimited).");
-        _limiter = PartitionedRateLimiter.Create<(string Key, int Limit), string>(r => r.Limit <= 0
-            ? RateLimitPartition.GetNoLimiter(r.Key)
-            : RateLimitPartition.GetFixedWindowLimiter(r.Key, _ => new FixedWindowRateLimiterOptions
+        _limiter = PartitionedRateLimiter.Create<(string Kind, string Name, int Limit), (string, string)>(r =>
+            RateLimitPartition.GetFixedWindowLimiter((r.Kind, r.Name), _ => new FixedWindowRateLimiterOptions
             {
                 PermitLimit = r.Limit,
                 Window = Window,
@@ -50,16 +50,19 @@ internal sealed class RequestRateLimits : IDisposable
                 return new($"Token rate limit reached for tenant '{tenant.Name}': {used} of {tokenLimit} tokens used this minute.",
                     resetsIn > TimeSpan.Zero ? resetsIn : TimeSpan.FromSeconds(1));
         }
+        // 0 = unlimited: such a request never touches the limiter (its partitions share one lock).
         var tenantLimit = tenant.RequestsPerMinute ?? _options.TenantRequestsPerMinute;
-        using (var lease = _limiter.AttemptAcquire(("tenant/" + tenant.Name, tenantLimit)))
+        if (tenantLimit > 0)
         {
+            using var lease = _limiter.AttemptAcquire(("tenant", tenant.Name, tenantLimit));
             if (!lease.IsAcquired)
                 return new($"Rate limit reached for tenant '{tenant.Name}': {tenantLimit} requests per minute.", RetryAfter(lease));
         }
         if (adapter is null) return null;
         var adapterLimit = _options.Adapters.TryGetValue(adapter, out var specific) ? specific : _options.AdapterRequestsPerMinute;
-        using (var lease = _limiter.AttemptAcquire(("adapter/" + adapter, adapterLimit)))
+        if (adapterLimit > 0)
         {
+            using var lease = _limiter.AttemptAcquire(("adapter", adapter, adapterLimit));
             if (!lease.IsAcquired)
                 return new($"Rate limit reached for adapter '{adapter}': {adapterLimit} requests per minute.", RetryAfter(lease));
         }

@@ -46,4 +46,5 @@ internal sealed class GatewayTelemetry : IDisposable
     public Counter<long> Tokens { get; }
 
     public void Dispose() => _meter.Dispose();
+
 }

@@ -30,7 +30,9 @@ internal sealed class EndpointPickingPipeline
         string? emptiedBy = null;
         foreach (var filter in Filters)
         {
-            var kept = remaining.Where(c => filter.Keep(request, c)).ToList();
+            var kept = new List<Candidate>(remaining.Count);
+            foreach (var c in remaining)
+                if (filter.Keep(request, c)) kept.Add(c);
             if (kept.Count == 0 && filter.IsSoft && remaining.Count > 0)
             {
                 relaxed = true;
@@ -45,7 +47,8 @@ internal sealed class EndpointPickingPipeline
         }
         if (remaining.Count == 0)
         {
-            var anyHolder = request.Candidates.Any(c => c.Residency == Residency.Loaded);
+            var anyHolder = false;
+            foreach (var c in request.Candidates) anyHolder |= c.Residency == Residency.Loaded;
             return new PickDecision(null, anyHolder && emptiedBy != ServesModelFilter.FilterName ? PickReasons.NoHealthyEngine : PickReasons.NotLoaded, 0);
         }
 
@@ -62,7 +65,13 @@ internal sealed class EndpointPickingPipeline
         var scored = new ScoredCandidate[remaining.Count];
         for (var i = 0; i < scored.Length; i++) scored[i] = new ScoredCandidate(remaining[i], totals[i]);
         var chosen = Picker.Pick(request, scored);
-        var score = scored.First(s => ReferenceEquals(s.Candidate, chosen)).Score;
+        var score = 0.0;
+        foreach (var s in scored)
+        {
+            if (!ReferenceEquals(s.Candidate, chosen)) continue;
+            score = s.Score;
+            break;
+        }
         return new PickDecision(chosen, relaxed ? PickReasons.AllSaturated : ReasonFor(request, chosen), score);
     }
 

@@ -9,12 +9,22 @@ internal sealed class MaxScorePicker(Random random) : IEndpointPicker
 
     public Candidate Pick(PickRequest request, IReadOnlyList<ScoredCandidate> scored)
     {
-        var best = scored.Max(s => s.Score);
-        var top = scored.Where(s => best - s.Score < 1e-9).ToList();
-        if (top.Count == 1) return top[0].Candidate;
+        if (scored.Count == 1) return scored[0].Candidate;
+        var best = double.MinValue;
+        foreach (var s in scored) best = Math.Max(best, s.Score);
+        var ties = 0;
+        foreach (var s in scored)
+            if (best - s.Score < 1e-9) ties++;
         int index;
-        lock (_gate) index = random.Next(top.Count);
-        return top[index].Candidate;
+        if (ties == 1) index = 0;
+        else lock (_gate) index = random.Next(ties);
+        // The index-th of the tied candidates, in their given order.
+        foreach (var s in scored)
+        {
+            if (best - s.Score >= 1e-9) continue;
+            if (index-- == 0) return s.Candidate;
+        }
+        throw new InvalidOperationException("No candidate to pick from.");
     }
 }
 

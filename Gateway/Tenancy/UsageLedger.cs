@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 
 namespace HybridServing.Gateway.Tenancy;
 
@@ -19,7 +20,8 @@ internal sealed class UsageLedger(TimeProvider time)
     private sealed class Entry
     {
         public long Requests, Succeeded, ClientErrors, ServerErrors, RateLimited, PromptTokens, CompletionTokens;
-        public readonly ConcurrentDictionary<string, long> ByModel = new(StringComparer.Ordinal);
+        // Counted with Interlocked on a per-model box: AddOrUpdate would take a bucket lock per request.
+        public readonly ConcurrentDictionary<string, StrongBox<long>> ByModel = new(StringComparer.Ordinal);
         public readonly Lock WindowGate = new();
         public DateTimeOffset WindowStart;
         public long WindowTokens;
@@ -37,7 +39,7 @@ internal sealed class UsageLedger(TimeProvider time)
         else if (status == 429) Interlocked.Increment(ref e.RateLimited);
         else if (status is >= 400 and < 500) Interlocked.Increment(ref e.ClientErrors);
         else if (status >= 500) Interlocked.Increment(ref e.ServerErrors);
-        e.ByModel.AddOrUpdate(model, 1, static (_, n) => n + 1);
+        Interlocked.Increment(ref e.ByModel.GetOrAdd(model, static _ => new StrongBox<long>()).Value);
     }
 
     public void RecordTokens(string tenant, long prompt, long completion)
@@ -76,5 +78,5 @@ internal sealed class UsageLedger(TimeProvider time)
             t.Key, Interlocked.Read(ref t.Value.Requests), Interlocked.Read(ref t.Value.Succeeded), Interlocked.Read(ref t.Value.ClientErrors),
             Interlocked.Read(ref t.Value.ServerErrors), Interlocked.Read(ref t.Value.RateLimited), Interlocked.Read(ref t.Value.PromptTokens),
             Interlocked.Read(ref t.Value.CompletionTokens), TokensThisMinute(t.Key).Tokens,
-            t.Value.ByModel.ToDictionary(StringComparer.Ordinal)))];
+            t.Value.ByModel.ToDictionary(m => m.Key, m => Interlocked.Read(ref m.Value.Value), StringComparer.Ordinal)))];
 }

@@ -62,3 +62,18 @@ public sealed class ServiceDefaultsTests
             await Task.Delay(100, timeout.Token);
     }
 }
+
+public sealed class PrometheusBridgeTests
+{
+    [Theory]
+    [InlineData("Microsoft.AspNetCore.Hosting", true)]
+    [InlineData("Microsoft.AspNetCore.Server.Kestrel", true)]
+    [InlineData("Microsoft.AspNetCore.MemoryPool", true)]
+    [InlineData("System.Net.Http", true)]
+    [InlineData("System.Net.NameResolution", true)]
+    [InlineData("HybridServing.Gateway", false)]
+    [InlineData("System.Runtime", false)]
+    [InlineData("Grpc.Net.Client", false)]
+    public void Only_the_per_request_framework_meters_are_left_out(string meter, bool leftOut) =>
+        Assert.Equal(leftOut, ServiceDefaultsExtensions.IsPerRequestFrameworkMeter(meter));
+}

@@ -18,6 +18,23 @@ public sealed class RoutingSnapshotTests
     }
 
     [Fact]
+    public void Resolve_hands_out_one_shared_instance_per_name()
+    {
+        var table = Table(1, [Engine("e1", new Uri("http://127.0.0.1:1"))], Adapter("sql", endpoints: ("e1", Residency.Loaded)));
+        var snapshot = RoutingSnapshot.From(table, DateTimeOffset.UnixEpoch);
+        Assert.Same(snapshot.Resolve("sql"), snapshot.Resolve("sql"));
+        Assert.Same(snapshot.Resolve(Base), snapshot.Resolve(Base));
+        Assert.Equal(new ResolvedModel(Base, Base, null), snapshot.Resolve(Base));
+    }
+
+    [Theory]
+    [InlineData("http://127.0.0.1:1", "http://127.0.0.1:1")]
+    [InlineData("http://127.0.0.1:1/", "http://127.0.0.1:1")]
+    [InlineData("http://127.0.0.1:1/engine/?x=1#f", "http://127.0.0.1:1/engine")]
+    public void Engine_destination_prefix_drops_query_and_trailing_slash(string url, string prefix) =>
+        Assert.Equal(prefix, new EngineRoute("e", new Uri(url), new HashSet<string>(), true, 1, 1).DestinationPrefix);
+
+    [Fact]
     public void Skips_engines_without_usable_urls_and_keeps_the_stronger_residency()
     {
         var table = Table(4,

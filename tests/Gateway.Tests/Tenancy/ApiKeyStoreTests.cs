@@ -28,6 +28,24 @@ public sealed class ApiKeyStoreTests
     }
 
     [Fact]
+    public void Finds_keys_longer_than_the_stack_buffer_and_non_ascii_keys()
+    {
+        var longKey = new string('k', 2000);
+        var store = ApiKeyStore.Load(new GatewayOptions
+        {
+            Tenants =
+            {
+                new TenantOptions { Name = "long", ApiKey = longKey, Namespaces = { "default" } },
+                new TenantOptions { Name = "unicode", ApiKey = "clé-ключ-🔑", Namespaces = { "default" } },
+            },
+        });
+        Assert.Equal("long", store.Find(longKey)?.Name);
+        Assert.Null(store.Find(longKey[..^1] + "x"));
+        Assert.Equal("unicode", store.Find("clé-ключ-🔑")?.Name);
+        Assert.Null(store.Find("cle-ключ-🔑"));
+    }
+
+    [Fact]
     public void Reads_a_keys_file_with_hashes_only()
     {
         using var dir = new TempDirectory("keys");
