@@ -20,7 +20,7 @@ if (options is null)
     return 0;
 }
 
-var command = "dotnet run -c Release --project bench/ClusterSimulator --" + (args.Length == 0 ? "" : " " + string.Join(" ", args));
+var command = "dotnet run -c Release --project bench/ClusterSimulator" + (args.Length == 0 ? "" : " -- " + string.Join(" ", args));
 Console.WriteLine($"Cluster simulator: {options.Describe()}");
 Console.WriteLine($"Policies: {string.Join(", ", options.Policies)}; scenarios: {string.Join(", ", options.Scenarios)}; parallelism {options.Parallelism}");
 var outcome = new ExperimentRunner(options, Console.Out).Run();

@@ -171,16 +171,6 @@ internal static class ClusterRun
         var windows = new List<WindowStat>();
         if (trace.EventTime is { } ev && !aborted)
         {
-            for (var ws = o.MeasuredStart; ws < o.Duration - 1e-9; ws += o.RecoveryWindow)
-            {
-                var we = Math.Min(o.Duration, ws + o.RecoveryWindow);
-                var inWindow = measured.Where(r => r.Arrival >= ws && r.Arrival < we).ToList();
-                if (inWindow.Count == 0) continue;
-                var wt = Percentiles.Of(inWindow.Select(r => r.Ttft ?? double.PositiveInfinity).ToList(), 0.99);
-                var tp = inWindow.Where(r => r.Tpot is not null).Select(r => r.Tpot!.Value).ToList();
-                var wp = tp.Count > 0 ? Percentiles.Of(tp, 0.99) : 0;
-                windows.Add(new WindowStat(ws, inWindow.Count, wt, wp, wt <= o.SloTtft && wp <= o.SloTpot));
-            }
             // A request lost with an engine and retried is counted at the event, not at its arrival.
             static double At(SimRequest r) => r.RetriedAt ?? r.Arrival;
             for (var ws = o.MeasuredStart; ws < o.Duration - 1e-9; ws += o.RecoveryWindow)

@@ -32,7 +32,8 @@ internal sealed class DemandTracker
     public double[] Rates(double now)
     {
         Roll(now);
-        var span = Math.Clamp(now, 1, _buckets);
+        // The window holds the full previous buckets plus the part of the current second seen so far.
+        var span = Math.Max(0.5, Math.Min(now, _buckets - 1 + (now - Math.Floor(now))));
         var rates = new double[_total.Length];
         for (var a = 0; a < rates.Length; a++) rates[a] = _total[a] / span;
         return rates;

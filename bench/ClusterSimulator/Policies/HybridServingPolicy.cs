@@ -38,6 +38,9 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
 
     public int Replans { get; private set; }
 
+    /// <summary>Give spare host slots to extra replicas (see <see cref="Solve"/>).</summary>
+    public bool SpreadSpareSlots { get; init; } = true;
+
     public override void Initialize(SimulatedCluster cluster)
     {
         // Before traffic: every declared adapter at its declared minimum (1); artifacts pre-staged.
@@ -95,14 +98,23 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
         if (rates is not null)
         {
             var total = rates.Sum();
+            var desired = new int[rates.Length];
+            for (var i = 0; i < rates.Length; i++)
+            {
+                var share = total > 0 ? rates[i] / total : 0;
+                desired[i] = (int)Math.Clamp(Math.Ceiling(share * engines.Count * Headroom - 1e-9), 1, engines.Count);
+            }
+            // Host slots nobody needs are not worth keeping empty: more holders give the picker a
+            // choice of engines with a free GPU slot. Spare slots are shared in proportion to need
+            // (the maximum pass fills them; the minimum stays what demand asks for).
+            var slots = engines.Sum(e => Math.Max(e.Model.Options.MaxLoras, e.Model.Options.MaxCpuLoras));
+            var spread = SpreadSpareSlots ? Math.Max(1, slots / (double)desired.Sum()) : 1;
             demands = new AdapterDemand[_baseDemands.Length];
             for (var i = 0; i < demands.Length; i++)
             {
-                var share = total > 0 ? rates[i] / total : 0;
-                var replicas = (int)Math.Clamp(Math.Ceiling(share * engines.Count * Headroom - 1e-9), 1, engines.Count);
-                // No request in the window: keep it where it is (max 1) but let busier adapters take its slot (min 0).
-                demands[i] = rates[i] <= 0 ? _baseDemands[i] with { MinReplicas = 0 }
-                    : replicas == 1 ? _baseDemands[i] : _baseDemands[i] with { MinReplicas = replicas, MaxReplicas = replicas };
+                var max = Math.Clamp((int)Math.Floor(desired[i] * spread), desired[i], engines.Count);
+                // No request in the window: keep it where it is but let busier adapters take its slot (min 0).
+                demands[i] = _baseDemands[i] with { MinReplicas = rates[i] <= 0 ? 0 : desired[i], MaxReplicas = max };
             }
         }
         if (extra is { } x && demands[x].MinReplicas < 1) demands[x] = demands[x] with { MinReplicas = 1, MaxReplicas = Math.Max(1, demands[x].MaxReplicas) };

@@ -16,22 +16,31 @@ internal static class Charts
         {
             var runs = b.Sweep.Where(r => r.Policy == p.Policy).OrderBy(r => r.Rate).ToArray();
             if (runs.Length == 0) continue;
-            // Runs stopped once the SLO was lost, or beyond the cap, are drawn at the cap.
-            var xs = runs.Select(r => r.Rate).ToArray();
-            var ys = runs.Select(r => r.Aborted ? cap : Math.Min(cap, r.TtftP99)).ToArray();
-            var line = plot.Add.Scatter(xs, ys, palette.GetColor(i++));
+            // Measured runs make the line (values beyond the cap drawn at the cap); runs stopped once
+            // the SLO was certainly lost have no P99 and are drawn as markers at the cap.
+            var color = palette.GetColor(i++);
+            var measured = runs.Where(r => !r.Aborted).ToArray();
+            var line = plot.Add.Scatter(measured.Select(r => r.Rate).ToArray(), measured.Select(r => Math.Min(cap, r.TtftP99)).ToArray(), color);
             line.LegendText = MarkdownReport.Label(p.Policy);
             line.LineWidth = 2;
             line.MarkerSize = 7;
+            var stopped = runs.Where(r => r.Aborted).ToArray();
+            if (stopped.Length > 0)
+            {
+                var marks = plot.Add.Scatter(stopped.Select(r => r.Rate).ToArray(), stopped.Select(_ => cap).ToArray(), color);
+                marks.LineWidth = 0;
+                marks.MarkerSize = 10;
+                marks.MarkerShape = MarkerShape.Eks;
+            }
         }
         var slo = plot.Add.HorizontalLine(b.Options.SloTtft);
         slo.LinePattern = LinePattern.Dashed;
         slo.LegendText = $"SLO {b.Options.SloTtft} s";
-        plot.Title($"P99 TTFT vs arrival rate ({b.Options.Engines} engines, {b.Options.Adapters} adapters, Zipf {b.Options.ZipfExponent}); capped at {cap} s");
+        plot.Title($"P99 TTFT vs arrival rate ({b.Options.Engines} engines, {b.Options.Adapters} adapters, Zipf {b.Options.ZipfExponent}); × = stopped, SLO lost");
         plot.XLabel("arrival rate (requests/s)");
         plot.YLabel("P99 time to first token (s)");
         plot.Axes.SetLimitsY(0, cap * 1.05);
-        plot.ShowLegend(Alignment.UpperLeft);
+        plot.ShowLegend(Alignment.MiddleRight);
         plot.SavePng(path, 1000, 600);
     }
 

@@ -8,9 +8,9 @@ internal sealed record TargetCheck(string Figure, string Target, string Measured
 
 internal static class Targets
 {
-    public static IReadOnlyList<TargetCheck> Evaluate(BenchmarkOutcome b)
+    public static IReadOnlyList<TargetCheck> Evaluate(BenchmarkOutcome b, string ours = PolicyNames.HybridServing)
     {
-        const string Ours = PolicyNames.HybridServing;
+        var Ours = ours;
         var o = b.Options;
         var checks = new List<TargetCheck>();
         var k = b.Knee(Ours);

@@ -1,0 +1,59 @@
+using HybridServing.ClusterSimulator.Configuration;
+
+namespace HybridServing.ClusterSimulator.Tests;
+
+public sealed class CommandLineTests
+{
+    [Fact]
+    public void Defaults_match_the_benchmark_definition()
+    {
+        var o = CommandLine.Parse([])!;
+        Assert.Equal(1000, o.Adapters);
+        Assert.Equal(16, o.Engines);
+        Assert.Equal(1.0, o.ZipfExponent);
+        Assert.Equal(8, o.MaxLoras);
+        Assert.Equal(64, o.MaxCpuLoras);
+        Assert.Equal(256, o.MaxNumSeqs);
+        Assert.Equal([8, 16, 32, 64], o.RankMix.Select(r => r.Rank));
+        Assert.Equal(SimulationOptions.AllPolicies, o.Policies);
+    }
+
+    [Fact]
+    public void Parses_every_form()
+    {
+        var o = CommandLine.Parse(["--engines", "64", "--zipf=1.2", "--rank-mix", "8:50,64:50", "--rates", "10,5", "--scenario", "drift,steady", "--policies", "b0,hybridserving"])!;
+        Assert.Equal(64, o.Engines);
+        Assert.Equal(1.2, o.ZipfExponent);
+        Assert.Equal([5.0, 10.0], o.Rates);
+        Assert.Equal([ScenarioNames.Steady, ScenarioNames.Drift], o.Scenarios);
+        Assert.Equal([PolicyNames.B0, PolicyNames.HybridServing], o.Policies);
+        Assert.Null(CommandLine.Parse(["--help"]));
+    }
+
+    [Theory]
+    [InlineData("--engines", "0")]
+    [InlineData("--engines", "x")]
+    [InlineData("--zipf", "-1")]
+    [InlineData("--rank-mix", "8:40,16:30")]
+    [InlineData("--rank-mix", "8-100")]
+    [InlineData("--arrival-cv", "0")]
+    [InlineData("--rates", "10,abc")]
+    [InlineData("--scenario", "tsunami")]
+    [InlineData("--policies", "B9")]
+    [InlineData("--duration", "NaN")]
+    [InlineData("--max-cpu-loras", "4")]
+    [InlineData("--warmup", "100")]
+    [InlineData("--bogus", "1")]
+    public void Wrong_values_name_the_flag(string flag, string value)
+    {
+        var e = Assert.Throws<OptionException>(() => CommandLine.Parse([flag, value]));
+        Assert.StartsWith(flag, e.Message);
+    }
+
+    [Fact]
+    public void A_missing_value_names_the_flag()
+    {
+        var e = Assert.Throws<OptionException>(() => CommandLine.Parse(["--seed"]));
+        Assert.StartsWith("--seed", e.Message);
+    }
+}
