@@ -90,6 +90,8 @@ internal sealed class KubeApi(k8s.Kubernetes client)
     public Task<JsonDocument> MergePatchAsync(string path, JsonNode patch, CancellationToken ct) =>
         SendJsonAsync(HttpMethod.Patch, path, patch.ToJsonString(), "application/merge-patch+json", ct);
 
+    public Task<JsonDocument> DeleteAsync(string path, CancellationToken ct) => SendJsonAsync(HttpMethod.Delete, path, null, null, ct);
+
     public Task<JsonDocument> PostAsync(string path, string json, CancellationToken ct) =>
         SendJsonAsync(HttpMethod.Post, path, json, "application/json", ct);
 

@@ -42,6 +42,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
     private readonly ResourceInformer _pods;
     private readonly MutationBudget _budget;
     private readonly AdapterEvents _events;
+    private readonly AdapterServices? _services;
     private readonly CancellationTokenSource _stop = new();
     private readonly Channel<bool> _snapshotWake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Channel<bool> _writerWake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
@@ -88,6 +89,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
         _pods = new ResourceInformer("engine-pods", api, PodsPath, options.EngineSelector, options, time, informerLogger);
         _budget = new MutationBudget(options.MutationsPerSecond, options.MutationBurst, time);
         _events = new AdapterEvents(api, options, identity, time, _logger);
+        if (options.AdapterServices) _services = new AdapterServices(api, options, _budget, time, loggers.CreateLogger("HybridServing.ControlPlane.Kubernetes.AdapterServices"));
         _adapters.Changed += OnInformerChanged;
         _pods.Changed += OnInformerChanged;
         _residency.Changed += WakeWriter;
@@ -118,6 +120,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
     internal ResourceInformer PodInformer => _pods;
     internal MutationBudget Budget => _budget;
     internal AdapterEvents Events => _events;
+    internal AdapterServices? Services => _services;
 
     /// <summary>Status writes made (PUTs that succeeded).</summary>
     public long StatusWrites => Interlocked.Read(ref _statusWrites);
@@ -474,7 +477,13 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
             });
         }
 
-        // 4. Events, with whatever budget is left.
+        // 4. Adapter Services + EndpointSlices (opt-in), from the statuses as stored: what the cluster says is loaded where.
+        if (_services is not null && _leadership.IsLeader
+            && await _services.SyncAsync(_adapters.Objects, _pods.Objects, () => _leadership.IsLeader, ct) is { } servicesRetry
+            && (nextRetry is null || servicesRetry < nextRetry))
+            nextRetry = servicesRetry;
+
+        // 5. Events, with whatever budget is left.
         await _events.DrainAsync(_budget, ct);
         if (_events.HasPending && (nextRetry is null || nextRetry > now + TimeSpan.FromSeconds(1 / _options.MutationsPerSecond)))
             nextRetry = now + TimeSpan.FromSeconds(1 / _options.MutationsPerSecond);

@@ -80,6 +80,20 @@ internal sealed class KubernetesHomeOptions
     /// </summary>
     public TimeSpan StatusSettleTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// Opt-in (seed 001's service discovery): the leader keeps, for every adapter name loaded on some engine, a
+    /// selector-less Service and an EndpointSlice listing the pods that hold it, so that plain Kubernetes tools
+    /// (kubectl, DNS, service meshes) see each adapter's engines. Off by default: it needs RBAC on services and
+    /// endpointslices and writes objects users did not ask for.
+    /// </summary>
+    public bool AdapterServices { get; set; }
+
+    /// <summary>Pod annotation holding the engine's (OpenAI-compatible) HTTP port, the adapter Services' target.</summary>
+    public string EnginePortAnnotation { get; set; } = "hybridserving.io/engine-port";
+
+    /// <summary>Engine HTTP port when a pod has no such annotation.</summary>
+    public int DefaultEnginePort { get; set; } = 8000;
+
     /// <summary>Batches informer events before the snapshot is rebuilt (a burst of watch events becomes one Changed).</summary>
     public TimeSpan SnapshotDebounce { get; set; } = TimeSpan.FromMilliseconds(50);
 }

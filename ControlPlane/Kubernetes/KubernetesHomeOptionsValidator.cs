@@ -51,6 +51,10 @@ internal sealed partial class KubernetesHomeOptionsValidator : IValidateOptions<
         if (o.EventInterval < TimeSpan.Zero) errors.Add($"{s}:EventInterval must not be negative.");
         if (o.EventQueueCapacity < 1) errors.Add($"{s}:EventQueueCapacity must be at least 1, not {o.EventQueueCapacity}.");
         if (o.StatusSettleTimeout < TimeSpan.Zero) errors.Add($"{s}:StatusSettleTimeout must not be negative.");
+        if (o.AdapterServices && string.IsNullOrWhiteSpace(o.EnginePortAnnotation))
+            errors.Add($"{s}:EnginePortAnnotation must name a pod annotation when AdapterServices is on (default hybridserving.io/engine-port).");
+        if (o.DefaultEnginePort is < 1 or > 65535)
+            errors.Add($"{s}:DefaultEnginePort must be a port number (1-65535), not {o.DefaultEnginePort}.");
         if (o.SnapshotDebounce < TimeSpan.Zero) errors.Add($"{s}:SnapshotDebounce must not be negative.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
