@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using HybridServing.ControlPlane.Api;
 using HybridServing.ControlPlane.Engines;
 using HybridServing.ControlPlane.Homes;
+using HybridServing.ControlPlane.Placement;
 using HybridServing.ControlPlane.Reconciliation;
 using HybridServing.ControlPlane.Routing;
 using HybridServing.ControlPlane.Sources;
@@ -28,6 +29,11 @@ public static class ControlPlaneExtensions
         services.AddSingleton<EngineRegistry>();
         services.AddSingleton<LocalHome>();
         services.AddSingleton<IControlPlaneHome>(sp => sp.GetRequiredService<LocalHome>());
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<HybridServing.ControlPlane.ControlPlaneOptions>>().Value;
+            return new DemandTracker(sp.GetRequiredService<TimeProvider>(), o.DemandWindow, o.RatePerReplica);
+        });
         services.AddSingleton<Reconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<Reconciler>());
 

@@ -38,6 +38,12 @@ internal sealed class ControlPlaneOptions
 
     /// <summary>Prefer engines on nodes that do not hold the adapter yet.</summary>
     public bool SpreadAcrossNodes { get; set; } = true;
+
+    /// <summary>Sliding window over which gateways' reported requests make an adapter's observed rate.</summary>
+    public TimeSpan DemandWindow { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Requests per second one replica should take: a hot adapter gets <c>ceil(rate / RatePerReplica)</c> replicas, within its min and max.</summary>
+    public double RatePerReplica { get; set; } = Placement.PlacementOptions.DefaultRatePerReplica;
 }
 
 /// <summary><c>ControlPlane:Engines:N</c>: one engine and where its sidecar listens.</summary>

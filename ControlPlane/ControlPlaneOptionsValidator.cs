@@ -23,6 +23,8 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
         if (o.ResyncInterval <= TimeSpan.Zero) errors.Add("ControlPlane:ResyncInterval must be positive.");
         if (o.BackoffInitial <= TimeSpan.Zero || o.BackoffMax < o.BackoffInitial) errors.Add("ControlPlane:BackoffInitial must be positive and not above ControlPlane:BackoffMax.");
         if (o.ReconnectInitial <= TimeSpan.Zero || o.ReconnectMax < o.ReconnectInitial) errors.Add("ControlPlane:ReconnectInitial must be positive and not above ControlPlane:ReconnectMax.");
+        if (o.DemandWindow <= TimeSpan.Zero) errors.Add("ControlPlane:DemandWindow must be positive.");
+        if (!(o.RatePerReplica > 0) || double.IsInfinity(o.RatePerReplica)) errors.Add($"ControlPlane:RatePerReplica '{o.RatePerReplica}' must be a positive number of requests per second.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

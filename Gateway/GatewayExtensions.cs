@@ -2,6 +2,7 @@ using Grpc.Net.Client;
 using HybridServing.Contracts.ControlPlane;
 using HybridServing.Gateway;
 using HybridServing.Gateway.ColdStarts;
+using HybridServing.Gateway.Demand;
 using HybridServing.Gateway.Forwarding;
 using HybridServing.Gateway.Health;
 using HybridServing.Gateway.Limits;
@@ -27,6 +28,7 @@ public static class GatewayExtensions
             .Validate(o => o.MaxAttempts >= 1, "Gateway:MaxAttempts must be >= 1.")
             .Validate(o => o.ColdStart.Timeout > TimeSpan.Zero, "Gateway:ColdStart:Timeout must be positive.")
             .Validate(o => o.ColdStart.RetryAfterSeconds >= 1, "Gateway:ColdStart:RetryAfterSeconds must be >= 1.")
+            .Validate(o => o.Demand.ReportInterval >= TimeSpan.Zero, "Gateway:Demand:ReportInterval must not be negative (0 turns demand reporting off).")
             .ValidateOnStart();
         services.AddHttpForwarder();
         services.TryAddSingletonTimeProvider();
@@ -52,6 +54,8 @@ public static class GatewayExtensions
 
         services.AddSingleton<RoutingDatastore>();
         services.AddHostedService<RoutingTableSubscriber>();
+        services.AddSingleton<DemandCounter>();
+        services.AddHostedService<DemandReporter>();
         services.AddSingleton<EngineLoadBoard>();
         services.AddHostedService<EngineLoadScraper>();
         services.AddSingleton<PassiveHealth>();

@@ -33,12 +33,20 @@ internal sealed class GatewayOptions
     public TenancyOptions Tenancy { get; set; } = new();
     public List<TenantOptions> Tenants { get; set; } = [];
     public RateLimitOptions RateLimits { get; set; } = new();
+    public DemandOptions Demand { get; set; } = new();
 
     /// <summary>Aliases and canaries: alias → (target model → weight). Sticky per session/user/tenant.</summary>
     public Dictionary<string, Dictionary<string, double>> Aliases { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>Request header whose value keeps a session on one alias target (before the body's <c>user</c>, then the tenant).</summary>
     public string StickyHeader { get; set; } = "x-session-id";
+}
+
+/// <summary><c>Gateway:Demand</c>: per-adapter request counts reported to the ControlPlane for placement.</summary>
+internal sealed class DemandOptions
+{
+    /// <summary>How often counts are sent (<c>ReportDemand</c>); zero turns reporting off.</summary>
+    public TimeSpan ReportInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 internal sealed class RoutingTableOptions

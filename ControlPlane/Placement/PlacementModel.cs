@@ -67,6 +67,7 @@ internal sealed record EngineSelector(IReadOnlyDictionary<string, string> MatchL
 /// <param name="MaxReplicas"><see cref="int.MaxValue"/> for "all matching engines".</param>
 /// <param name="CanPreempt">preemptionPolicy LowerPriority: may evict lower-priority adapters to reach its minimum.</param>
 /// <param name="ExcludedEngines">Engines it must not go to now (backing off after failures there).</param>
+/// <param name="RequestRate">Observed requests per second across gateways; 0 = unknown (the declared minimum applies).</param>
 internal sealed record AdapterDemand(
     string Name,
     string BaseModel,
@@ -77,12 +78,29 @@ internal sealed record AdapterDemand(
     int MaxReplicas,
     int Priority,
     bool CanPreempt,
-    IReadOnlySet<string>? ExcludedEngines = null);
+    IReadOnlySet<string>? ExcludedEngines = null,
+    double RequestRate = 0);
 
 /// <param name="SpreadAcrossNodes">Prefer engines on nodes that do not yet hold the adapter.</param>
-internal sealed record PlacementOptions(bool SpreadAcrossNodes = true)
+/// <param name="RatePerReplica">Requests per second one replica is meant to take: an adapter with a known rate wants
+/// <c>ceil(rate / RatePerReplica)</c> replicas, within its declared minimum and maximum.</param>
+internal sealed record PlacementOptions(bool SpreadAcrossNodes = true, double RatePerReplica = PlacementOptions.DefaultRatePerReplica)
 {
+    public const double DefaultRatePerReplica = 5;
+
     public static readonly PlacementOptions Default = new();
+
+    /// <summary>
+    /// The replicas the solver brings an adapter up to before filling free slots: the declared minimum
+    /// raised by its observed rate, never above its maximum. The one place demand turns into replicas.
+    /// </summary>
+    public int EffectiveMinimum(AdapterDemand demand)
+    {
+        var declared = Math.Min(demand.MinReplicas, demand.MaxReplicas);
+        if (demand.RequestRate <= 0 || RatePerReplica <= 0) return declared;
+        var wanted = Math.Ceiling(demand.RequestRate / RatePerReplica);
+        return wanted >= demand.MaxReplicas ? demand.MaxReplicas : Math.Max(declared, (int)wanted);
+    }
 }
 
 /// <summary>Why an adapter has fewer engines than its minimum.</summary>

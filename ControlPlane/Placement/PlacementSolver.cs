@@ -9,7 +9,9 @@ namespace HybridServing.ControlPlane.Placement;
 /// <item>keep: existing placements that are still valid stay (minimal churn), up to each adapter's maximum;</item>
 /// <item>minimum: every adapter is brought up to its minimum replicas, on free slots first, then by
 ///   reclaiming another adapter's extra replica (above its own minimum, priority not higher), then —
-///   only with preemptionPolicy LowerPriority — by evicting a lower-priority adapter;</item>
+///   only with preemptionPolicy LowerPriority — by evicting a lower-priority adapter; then adapters with an
+///   observed request rate are brought up to the replicas it asks for (<see cref="PlacementOptions.EffectiveMinimum"/>)
+///   on free slots or by reclaiming, never by preemption;</item>
 /// <item>maximum: remaining free slots give adapters replicas up to their maximum.</item>
 /// </list>
 /// The minimum and maximum passes repeat until nothing moves, so that solving a solved plan again
@@ -102,6 +104,8 @@ internal static class PlacementSolver
             _order = PriorityOrder(_demands, _byName);
             _holders = [.. _demands.Select(_ => new List<int>(2))];
             _preemptedBy = new string?[_demands.Length];
+            _min = new int[_demands.Length];
+            for (var d = 0; d < _demands.Length; d++) _min[d] = options.EffectiveMinimum(_demands[d]);
 
             // Compatibility is computed once per distinct (base model, selector[, rank][, memory]) and shared:
             // per demand this is two dictionary look-ups, never a walk over the engines.
@@ -283,7 +287,15 @@ internal static class PlacementSolver
             _memFree[e] += _demands[d].MemoryBytes;
         }
 
-        private int Min(int d) => Math.Min(_demands[d].MinReplicas, _demands[d].MaxReplicas);
+        // What the minimum pass brings d up to (raised by its observed rate), and what reclaiming treats as
+        // its own: a hot adapter's extra replicas are not "extra" while its rate needs them.
+        private readonly int[] _min;
+
+        private int Min(int d) => _min[d];
+
+        // Shortfalls are only ever reported below the declared minimum: a hot adapter that cannot get the
+        // replicas its rate asks for is served, just less spread.
+        private int DeclaredMin(int d) => Math.Min(_demands[d].MinReplicas, _demands[d].MaxReplicas);
 
         public void Keep()
         {
@@ -296,13 +308,24 @@ internal static class PlacementSolver
                 }
         }
 
+        /// <summary>
+        /// Declared minimums first, for every adapter; only then the replicas observed rates ask for, which
+        /// take free slots or reclaim extras but never preempt: a busy adapter must not keep a quiet one
+        /// from its declared minimum.
+        /// </summary>
         public bool MinimumPass()
         {
             var changed = false;
             foreach (var d in _order)
+                while (_holders[d].Count < DeclaredMin(d))
+                {
+                    if (!(TryFree(d) || TryTake(d, reclaimOnly: true, forRate: false) || _demands[d].CanPreempt && TryTake(d, reclaimOnly: false, forRate: false))) break;
+                    changed = true;
+                }
+            foreach (var d in _order)
                 while (_holders[d].Count < Min(d))
                 {
-                    if (!(TryFree(d) || TryTake(d, reclaimOnly: true) || _demands[d].CanPreempt && TryTake(d, reclaimOnly: false))) break;
+                    if (!(TryFree(d) || TryTake(d, reclaimOnly: true, forRate: true))) break;
                     changed = true;
                 }
             return changed;
@@ -362,7 +385,9 @@ internal static class PlacementSolver
         /// (above that adapter's minimum, priority not higher than d's) when <paramref name="reclaimOnly"/>,
         /// else any replica of a strictly lower-priority adapter (preemption).
         /// </summary>
-        private bool TryTake(int d, bool reclaimOnly)
+        /// <param name="forRate">Taking for a rate-derived replica: only replicas above the victim's own rate-derived
+        /// minimum count as extra. For a declared minimum, anything above the victim's declared minimum does.</param>
+        private bool TryTake(int d, bool reclaimOnly, bool forRate)
         {
             var priority = _demands[d].Priority;
             int bestE = -1, bestX = -1;
@@ -372,7 +397,7 @@ internal static class PlacementSolver
                 foreach (var x in _held[e])
                 {
                     var px = _demands[x].Priority;
-                    var extra = _holders[x].Count > Min(x);
+                    var extra = _holders[x].Count > (forRate ? Min(x) : DeclaredMin(x));
                     if (reclaimOnly ? !(extra && px <= priority) : px >= priority) continue;
                     if (_slotsFree[e] + 1 <= 0 || _memFree[e] + _demands[x].MemoryBytes < _demands[d].MemoryBytes) continue;
                     if (bestX < 0 || Better(d, e, x, bestE, bestX)) { bestE = e; bestX = x; }
@@ -433,7 +458,7 @@ internal static class PlacementSolver
                 var names = new string[holders.Length];
                 for (var i = 0; i < holders.Length; i++) names[i] = _engines[holders[i]].Name;
                 adapterEngines[_demands[d].Name] = names;
-                if (_holders[d].Count < Min(d)) shortfalls[_demands[d].Name] = Explain(d);
+                if (_holders[d].Count < DeclaredMin(d)) shortfalls[_demands[d].Name] = Explain(d);
             }
             return new Plan(engineAdapters, adapterEngines, shortfalls, _preemptions);
         }
@@ -463,9 +488,9 @@ internal static class PlacementSolver
             if (_eligible[d].Length == 0)
                 return new(LoraAdapterReasons.LoadFailed, $"loading failed on every compatible engine ({_class[d].Engines.Length}); backing off before retrying.");
             if (_preemptedBy[d] is { } by)
-                return new(LoraAdapterReasons.Preempted, $"preempted by higher-priority adapter '{by}'; placed on {placed} of at least {Min(d)} engine(s).");
+                return new(LoraAdapterReasons.Preempted, $"preempted by higher-priority adapter '{by}'; placed on {placed} of at least {DeclaredMin(d)} engine(s).");
             return new(LoraAdapterReasons.InsufficientCapacity,
-                $"placed on {placed} of at least {Min(d)} engine(s): the {_eligible[d].Length} compatible engine(s) have no free slot"
+                $"placed on {placed} of at least {DeclaredMin(d)} engine(s): the {_eligible[d].Length} compatible engine(s) have no free slot"
                 + (demand.CanPreempt ? " and hold nothing of lower priority." : " (preemptionPolicy None)."));
         }
     }

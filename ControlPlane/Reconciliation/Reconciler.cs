@@ -43,6 +43,8 @@ internal sealed partial class Reconciler : BackgroundService
     private Plan? _lastPlan;
     private long _sequence;
     private readonly IControlPlaneLeadership _leadership;
+    private readonly DemandTracker _demand;
+    private readonly PlacementOptions _placement;
     private DateTimeOffset? _startedAt;
     // Adapters evicted for a higher-priority one stay "Preempted" (not merely short of capacity) until placed again.
     private readonly Dictionary<string, Preemption> _preempted = new(StringComparer.Ordinal);
@@ -50,8 +52,9 @@ internal sealed partial class Reconciler : BackgroundService
     private sealed record DiscoveryEntry(string Fingerprint, DiscoveryResult Result, DateTimeOffset ValidUntil, int Failures);
 
     public Reconciler(IControlPlaneHome home, IControlPlaneLeadership leadership, EngineRegistry engines, IAdapterDiscovery discovery,
-        RoutingTableStore routes, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
+        RoutingTableStore routes, DemandTracker demand, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
     {
+        _demand = demand;
         _home = home;
         _leadership = leadership;
         _engines = engines;
@@ -61,6 +64,7 @@ internal sealed partial class Reconciler : BackgroundService
         _options = options.Value;
         _logger = logger;
         _backoff = new AdapterBackoff(_options.BackoffInitial, _options.BackoffMax);
+        _placement = new PlacementOptions(_options.SpreadAcrossNodes, _options.RatePerReplica);
     }
 
     /// <summary>The last reconcile's picture.</summary>
@@ -190,7 +194,7 @@ internal sealed partial class Reconciler : BackgroundService
         for (var k = 1; k <= Math.Min(candidates.Count, 16); k++)
         {
             var dropped = candidates.Take(k).ToHashSet(StringComparer.Ordinal);
-            var plan = PlacementSolver.Solve(cluster, [.. model.Demands.Values.Where(d => !dropped.Contains(d.Name))], new PlacementOptions(_options.SpreadAcrossNodes));
+            var plan = PlacementSolver.Solve(cluster, [.. model.Demands.Values.Where(d => !dropped.Contains(d.Name))], _placement);
             if (plan.EnginesFor(name).Count > 0) return [.. dropped];
         }
         return null;
@@ -271,10 +275,11 @@ internal sealed partial class Reconciler : BackgroundService
         // Decide 3: demands and the engine snapshot, then solve.
         // In name order: the solver then finds its input already sorted, here and in RequestLoad's what-if solves.
         var demands = new Dictionary<string, AdapterDemand>(StringComparer.Ordinal);
+        var rates = _demand.Rates();
         foreach (var (name, (r, a)) in owners.OrderBy(o => o.Key, StringComparer.Ordinal))
         {
             if (!r.LoadOnStartup && !requested.Contains(name)) continue;
-            demands[name] = ToDemand(r.Declared.Resource.Spec, a, _backoff.Excluded(name, now));
+            demands[name] = ToDemand(r.Declared.Resource.Spec, a, _backoff.Excluded(name, now)) with { RequestRate = rates.GetValueOrDefault(name) };
         }
         var placed = new List<EngineSnapshot>();
         foreach (var view in views.Values)
@@ -288,7 +293,7 @@ internal sealed partial class Reconciler : BackgroundService
                 view.Info.MaxLoras, view.Info.MaxCpuLoras, view.Info.MaxLoraRank, view.Info.AdapterMemoryBudgetBytes, current));
         }
         var solveStarted = _time.GetTimestamp();
-        var plan = PlacementSolver.Solve(new ClusterSnapshot(placed), [.. demands.Values], new PlacementOptions(_options.SpreadAcrossNodes));
+        var plan = PlacementSolver.Solve(new ClusterSnapshot(placed), [.. demands.Values], _placement);
         ControlPlaneTelemetry.SolveDuration.Record(_time.GetElapsedTime(solveStarted).TotalSeconds);
         _lastPlan = plan;
         foreach (var p in plan.Preemptions)

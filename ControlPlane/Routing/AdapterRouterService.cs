@@ -1,5 +1,6 @@
 using Grpc.Core;
 using HybridServing.Contracts.ControlPlane;
+using HybridServing.ControlPlane.Placement;
 using HybridServing.ControlPlane.Reconciliation;
 
 namespace HybridServing.ControlPlane.Routing;
@@ -8,7 +9,7 @@ namespace HybridServing.ControlPlane.Routing;
 /// The router integration API (seed 003) over gRPC. Reads come from the published routing table, so
 /// every answer is consistent with what WatchRoutes streams.
 /// </summary>
-internal sealed partial class AdapterRouterService(RoutingTableStore routes, Reconciler reconciler, IHostApplicationLifetime lifetime, ILogger<AdapterRouterService> logger)
+internal sealed partial class AdapterRouterService(RoutingTableStore routes, Reconciler reconciler, DemandTracker demand, IHostApplicationLifetime lifetime, ILogger<AdapterRouterService> logger)
     : AdapterRouter.AdapterRouterBase
 {
     public override Task<ListAvailableAdaptersResponse> ListAvailableAdapters(ListAvailableAdaptersRequest request, ServerCallContext context) =>
@@ -57,6 +58,22 @@ internal sealed partial class AdapterRouterService(RoutingTableStore routes, Rec
         if (string.IsNullOrEmpty(request.Name))
             throw new RpcException(new Status(StatusCode.InvalidArgument, "name is required."));
         return await reconciler.RequestLoadAsync(request.Name, context.CancellationToken);
+    }
+
+    public override Task<DemandReportAck> ReportDemand(DemandReport request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.Gateway))
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "gateway is required (rates are kept per gateway and summed)."));
+        foreach (var sample in request.Adapters)
+        {
+            if (string.IsNullOrEmpty(sample.Name))
+                throw new RpcException(new Status(StatusCode.InvalidArgument, "every adapter sample needs a name."));
+            if (sample.Requests < 0)
+                throw new RpcException(new Status(StatusCode.InvalidArgument, $"requests for '{sample.Name}' is {sample.Requests}; counts cannot be negative."));
+        }
+        // Placement runs again only when some adapter's rate asks for a different number of replicas.
+        if (demand.Record(request)) reconciler.Wake();
+        return Task.FromResult(new DemandReportAck());
     }
 
     [LoggerMessage(EventId = 400, Level = LogLevel.Information, Message = "WatchRoutes subscriber {Caller} connected")]

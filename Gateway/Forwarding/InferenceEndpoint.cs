@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using HybridServing.Gateway.ColdStarts;
+using HybridServing.Gateway.Demand;
 using HybridServing.Gateway.Health;
 using HybridServing.Gateway.Limits;
 using HybridServing.Gateway.Load;
@@ -26,6 +27,7 @@ internal sealed partial class InferenceEndpoint(
     ModelAliases aliases,
     ColdStartCoordinator coldStarts,
     RequestRateLimits rateLimits,
+    DemandCounter demand,
     EngineForwarder forwarder,
     EngineLoadBoard loads,
     PassiveHealth health,
@@ -121,6 +123,8 @@ internal sealed partial class InferenceEndpoint(
             await OpenAiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests, OpenAiErrors.RateLimit, refusal.Message, null, refusal.RetryAfter);
             return;
         }
+        // Demand the ControlPlane places for: requests accepted for an adapter, whether or not it is loaded yet.
+        if (model.Adapter is not null) demand.Count(model.Adapter.Name);
 
         var tried = new HashSet<string>(StringComparer.Ordinal);
         ForwardAttempt? last = null;

@@ -10,6 +10,8 @@ public sealed class ConfigurationTests
     [InlineData("ControlPlane:Engines:0:SidecarUrl", "not a url", "ControlPlane:Engines:0:SidecarUrl 'not a url' must be an absolute http://")]
     [InlineData("ControlPlane:Engines:1:Name", "engine-0", "ControlPlane:Engines:1:Name 'engine-0' is used by another engine.")]
     [InlineData("ControlPlane:Home", "Cloud", "ControlPlane:Home 'Cloud'")]
+    [InlineData("ControlPlane:DemandWindow", "00:00:00", "ControlPlane:DemandWindow must be positive.")]
+    [InlineData("ControlPlane:RatePerReplica", "0", "ControlPlane:RatePerReplica '0' must be a positive number")]
     public async Task Bad_configuration_stops_startup_naming_the_key(string key, string value, string expected)
     {
         using var dir = new TempDirectory("cfg");

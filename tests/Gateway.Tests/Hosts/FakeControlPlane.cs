@@ -32,6 +32,12 @@ internal sealed class FakeControlPlane : AdapterRouter.AdapterRouterBase, IAsync
 
     public int RequestLoads => Volatile.Read(ref _requestLoads);
 
+    /// <summary>Every ReportDemand received, in order (including ones <see cref="FailDemandReports"/> refused).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<DemandReport> DemandReports { get; } = new();
+
+    /// <summary>Answer ReportDemand with Unavailable (the gateway must drop the report and keep serving).</summary>
+    public bool FailDemandReports { get; set; }
+
     public int Watchers { get { lock (_gate) return _watchers.Count; } }
 
     public static async Task<FakeControlPlane> StartAsync(RoutingTable? initial = null)
@@ -96,6 +102,14 @@ internal sealed class FakeControlPlane : AdapterRouter.AdapterRouterBase, IAsync
     {
         Interlocked.Increment(ref _requestLoads);
         return OnRequestLoad(request);
+    }
+
+    public override Task<DemandReportAck> ReportDemand(DemandReport request, ServerCallContext context)
+    {
+        DemandReports.Enqueue(request);
+        return FailDemandReports
+            ? throw new RpcException(new Status(StatusCode.Unavailable, "demand reports refused by the test"))
+            : Task.FromResult(new DemandReportAck());
     }
 
     public async ValueTask DisposeAsync()
