@@ -10,6 +10,7 @@ const string usage = """
       placement          ControlPlane placement solver: 10,000 adapters x 1,000 engines, and one adapter added (BenchmarkDotNet)
       engine-rate        requests/s one MockEngine sustains in zero-latency mode
       gateway-overhead   engine directly vs YARP pass-through vs HybridServing Gateway: latency, throughput, memory
+      declared-to-routable  new LoraAdapter manifest -> loaded and routable on its engines (AppHost local stack)
 
     <command> --help lists its options. Results are appended to bench/results/<command>.md and .json.
     """;
@@ -33,8 +34,10 @@ try
         "engine-rate" => await EngineRateCommand.RunAsync(rest),
         "gateway-overhead" when help => Print(GatewayOverheadCommand.Help),
         "gateway-overhead" => await GatewayOverheadCommand.RunAsync(rest),
+        "declared-to-routable" when help => Print(DeclaredToRoutableCommand.Help),
+        "declared-to-routable" => await DeclaredToRoutableCommand.RunAsync(rest),
         PassThroughProxy.Command => await PassThroughProxy.RunAsync(rest),
-        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead; --help)"),
+        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead, declared-to-routable; --help)"),
     };
 }
 catch (BenchUsageException e)
