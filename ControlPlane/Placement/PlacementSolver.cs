@@ -12,7 +12,7 @@ namespace HybridServing.ControlPlane.Placement;
 ///   only with preemptionPolicy LowerPriority — by evicting a lower-priority adapter; then adapters with an
 ///   observed request rate are brought up to the replicas it asks for (<see cref="PlacementOptions.EffectiveMinimum"/>)
 ///   on free slots or by reclaiming, never by preemption;</item>
-/// <item>maximum: remaining free slots give adapters replicas up to their maximum.</item>
+/// <item>maximum: remaining free slots give adapters replicas up to their maximum, one per adapter per round (busiest first).</item>
 /// </list>
 /// The minimum and maximum passes repeat until nothing moves, so that solving a solved plan again
 /// changes nothing (the plan is a fixed point). Among equal candidates an engine on a node that does
@@ -331,11 +331,40 @@ internal static class PlacementSolver
             return changed;
         }
 
+        /// <summary>
+        /// Free slots left after the minimums go out round by round: each adapter below its maximum takes
+        /// at most one more replica per round, in order of priority, then observed rate (busiest first),
+        /// then name. Spare capacity is spread evenly — more holders give the gateway a choice of engines
+        /// with a free GPU slot — instead of filling the first adapters in name order up to their maximum;
+        /// when it runs out, the busiest adapters hold the most. Never takes from anyone.
+        /// </summary>
         public bool MaximumPass()
         {
-            var changed = false;
+            var active = new List<int>();
             foreach (var d in _order)
-                while (_holders[d].Count < _demands[d].MaxReplicas && TryFree(d)) changed = true;
+                if (_holders[d].Count < _demands[d].MaxReplicas) active.Add(d);
+            if (active.Count == 0) return false;
+            active.Sort((a, b) =>
+            {
+                var byPriority = _demands[b].Priority.CompareTo(_demands[a].Priority);
+                if (byPriority != 0) return byPriority;
+                var byRate = _demands[b].RequestRate.CompareTo(_demands[a].RequestRate);
+                return byRate != 0 ? byRate : _nameRank[a].CompareTo(_nameRank[b]);
+            });
+            var changed = false;
+            while (active.Count > 0)
+            {
+                var next = 0;
+                for (var i = 0; i < active.Count; i++)
+                {
+                    var d = active[i];
+                    // No free eligible engine now means none for the rest of this pass: slots only fill up.
+                    if (!TryFree(d)) continue;
+                    changed = true;
+                    if (_holders[d].Count < _demands[d].MaxReplicas) active[next++] = d;
+                }
+                active.RemoveRange(next, active.Count - next);
+            }
             return changed;
         }
 

@@ -163,4 +163,24 @@ public sealed class PlacementSolverTests
         var e = Assert.Throws<ArgumentException>(() => Solve([Engine("e1")], Demand("a"), Demand("a")));
         Assert.Contains("'a'", e.Message);
     }
+
+    [Fact]
+    public void Spare_slots_are_spread_one_replica_per_adapter_per_round_not_filled_in_name_order()
+    {
+        // 4 engines x 3 slots = 12 slots for 4 adapters that may go everywhere: 3 replicas each, not 4-4-3-1.
+        var engines = Enumerable.Range(0, 4).Select(i => Engine($"e{i}", slots: 3)).ToArray();
+        var plan = Solve(engines, [.. "abcd".Select(c => Demand(c.ToString(), max: int.MaxValue))]);
+        Assert.All("abcd", c => Assert.Equal(3, plan.EnginesFor(c.ToString()).Count));
+    }
+
+    [Fact]
+    public void When_spare_slots_run_out_the_busiest_adapters_get_the_extra_replicas()
+    {
+        // 2 engines x 3 slots = 6 slots; 4 adapters at 1 each leaves 2 spare: they go to the two busiest ("z", "y").
+        var engines = Enumerable.Range(0, 2).Select(i => Engine($"e{i}", slots: 3)).ToArray();
+        AdapterDemand Rated(string name, double rate) => Demand(name, max: 3) with { RequestRate = rate };
+        var plan = PlacementSolver.Solve(new ClusterSnapshot(engines), [Rated("a", 0), Rated("b", 0.1), Rated("y", 1), Rated("z", 2)],
+            new PlacementOptions(RatePerReplica: 1_000));
+        Assert.Equal([1, 1, 2, 2], "abyz".Select(c => plan.EnginesFor(c.ToString()).Count));
+    }
 }
