@@ -16,7 +16,20 @@ public sealed class CommandLineTests
         Assert.Equal(256, o.MaxNumSeqs);
         Assert.Equal([8, 16, 32, 64], o.RankMix.Select(r => r.Rank));
         Assert.Equal(SimulationOptions.AllPolicies, o.Policies);
+        // The demand path's knobs default to the product's (RatePerReplica, Demand:ReportInterval, ResyncInterval).
+        Assert.Equal(5, o.RatePerReplica);
+        Assert.Equal(5, o.ReportInterval);
+        Assert.Equal(30, o.ControlInterval);
+        Assert.Equal("all", SimulationOptions.ReplicasText(o.Replicas));
     }
+
+    [Theory]
+    [InlineData("all", "all")]
+    [InlineData("none", "none")]
+    [InlineData("1:4", "1:4")]
+    [InlineData(" 2:2 ", "2:2")]
+    public void Parses_a_replicas_spec(string value, string expected) =>
+        Assert.Equal(expected, SimulationOptions.ReplicasText(CommandLine.Parse(["--replicas", value])!.Replicas));
 
     [Fact]
     public void Parses_every_form()
@@ -44,6 +57,13 @@ public sealed class CommandLineTests
     [InlineData("--max-cpu-loras", "4")]
     [InlineData("--warmup", "100")]
     [InlineData("--bogus", "1")]
+    [InlineData("--rate-per-replica", "0")]
+    [InlineData("--rate-per-replica", "Infinity")]
+    [InlineData("--report-interval", "-1")]
+    [InlineData("--replicas", "3:2")]
+    [InlineData("--replicas", "0:4")]
+    [InlineData("--replicas", "1:1001")]
+    [InlineData("--replicas", "some")]
     public void Wrong_values_name_the_flag(string flag, string value)
     {
         var e = Assert.Throws<OptionException>(() => CommandLine.Parse([flag, value]));

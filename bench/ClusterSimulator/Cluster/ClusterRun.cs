@@ -7,10 +7,10 @@ using HybridServing.MockEngine.Performance;
 namespace HybridServing.ClusterSimulator.Cluster;
 
 /// <summary>
-/// Drives one trace through one policy in virtual time. Events: arrivals, gateway scrapes,
-/// control-plane ticks, object-store downloads finishing, the scenario's event. Engines run their
-/// steps in between (the fleet advances every engine exactly to each event; completions fire from
-/// inside the engine model at their exact step end).
+/// Drives one trace through one policy in virtual time. Events: arrivals, gateway scrapes, the
+/// policy's periodic actions (demand reports, control-plane resyncs), object-store downloads
+/// finishing, the scenario's event. Engines run their steps in between (the fleet advances every
+/// engine exactly to each event; completions fire from inside the engine model at their exact step end).
 /// </summary>
 internal static class ClusterRun
 {
@@ -58,14 +58,16 @@ internal static class ClusterRun
 
         Dictionary<LoadTier, long>? loadsAtStart = null, loadsAtEnd = null;
         double now = 0, nextScrape = 0, nextCheck = CheckInterval;
-        var nextControl = policy.ControlInterval ?? double.PositiveInfinity;
+        var periodic = policy.Periodic;
+        var nextPeriodic = periodic.Select(p => p.Interval).ToArray();
         var eventPending = trace.EventTime is not null;
         var ai = 0;
         while (true)
         {
             var arrivalsLeft = ai < arrivals.Count;
             if (!arrivalsLeft && loadsAtEnd is not null && (cluster.Outstanding.Count == 0 || now >= o.Duration + DrainLimitSeconds)) break;
-            var next = Math.Min(nextScrape, Math.Min(nextCheck, nextControl));
+            var next = Math.Min(nextScrape, nextCheck);
+            foreach (var due in nextPeriodic) next = Math.Min(next, due);
             if (arrivalsLeft) next = Math.Min(next, arrivals[ai].Time);
             if (cluster.NextFetchCompletion is { } f) next = Math.Min(next, f);
             if (eventPending) next = Math.Min(next, trace.EventTime!.Value);
@@ -89,11 +91,12 @@ internal static class ClusterRun
                 foreach (var e in cluster.Alive) e.Scrape();
                 nextScrape += o.ScrapeInterval;
             }
-            if (now >= nextControl)
-            {
-                policy.OnControlTick(cluster);
-                nextControl += policy.ControlInterval!.Value;
-            }
+            for (var i = 0; i < periodic.Count; i++)
+                if (now >= nextPeriodic[i])
+                {
+                    periodic[i].Run(cluster);
+                    nextPeriodic[i] += periodic[i].Interval;
+                }
             if (now >= nextCheck)
             {
                 nextCheck += CheckInterval;

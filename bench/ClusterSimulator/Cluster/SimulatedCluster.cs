@@ -35,6 +35,7 @@ internal sealed class SimulatedCluster
             _engines.Add(new SimEngine(i, driver, AdapterCatalog.BaseModel));
         }
         Alive = _engines;
+        Clock = new VirtualClock(() => Now);
     }
 
     public SimulationOptions Options { get; }
@@ -42,6 +43,8 @@ internal sealed class SimulatedCluster
     public VirtualEngineFleet Fleet { get; }
     /// <summary>Virtual seconds since the start of the trace.</summary>
     public double Now { get; private set; }
+    /// <summary><see cref="Now"/> for product code that reads a <see cref="TimeProvider"/>.</summary>
+    public TimeProvider Clock { get; }
     public IReadOnlyList<SimEngine> AllEngines => _engines;
     public IReadOnlyList<SimEngine> Alive { get; private set; }
     public HashSet<SimRequest> Outstanding { get; } = [];

@@ -1,4 +1,5 @@
 using System.Globalization;
+using HybridServing.Contracts.Resources;
 
 namespace HybridServing.ClusterSimulator.Configuration;
 
@@ -35,8 +36,11 @@ internal static class CommandLine
         new("--policies", "comma-separated: B0, B1, B2, HybridServing, Binf, HybridServing+spill (a proposed picker change), or all (default all)", (o, v) => o with { Policies = Choice(v, "--policies", SimulationOptions.AllPolicies) }),
         new("--prompt-mean", "mean prompt tokens (default 1000)", (o, v) => o with { PromptMean = Double(v, "--prompt-mean", 1, 100_000) }),
         new("--output-mean", "mean output tokens (default 250)", (o, v) => o with { OutputMean = Double(v, "--output-mean", 2, 100_000) }),
-        new("--control-interval", "seconds between control-plane re-plans (default 2)", (o, v) => o with { ControlInterval = Double(v, "--control-interval", 0.01, 3600) }),
-        new("--demand-window", "seconds of observed requests behind each rate estimate (default 10)", (o, v) => o with { DemandWindow = Double(v, "--demand-window", 0.1, 3600) }),
+        new("--control-interval", "seconds between the control plane's periodic re-plans (ControlPlane:ResyncInterval; default 30, the product's); it also re-plans when a demand report changes an adapter's replicas", (o, v) => o with { ControlInterval = Double(v, "--control-interval", 0.01, 3600) }),
+        new("--demand-window", "ControlPlane:DemandWindow, seconds of reported requests behind each rate (default 10; the product's 60 is longer than a run)", (o, v) => o with { DemandWindow = Double(v, "--demand-window", 0.1, 3600) }),
+        new("--report-interval", "Gateway:Demand:ReportInterval, seconds between demand reports (default 5, the product's; 0 = no reports)", (o, v) => o with { ReportInterval = Double(v, "--report-interval", 0, 3600) }),
+        new("--rate-per-replica", "ControlPlane:RatePerReplica, requests/s one replica should take (default 5, the product's)", (o, v) => o with { RatePerReplica = Double(v, "--rate-per-replica", 0.001, 1e6) }),
+        new("--replicas", "every adapter's spec.deploymentConfig.replicas: all (min 1, every engine), MIN:MAX (1-1000), or none (not given: one engine) (default all)", (o, v) => o with { Replicas = Replicas(v) }),
         new("--scrape-interval", "seconds between gateway scrapes of engine metrics (default 0.05)", (o, v) => o with { ScrapeInterval = Double(v, "--scrape-interval", 0.001, 60) }),
         new("--slo-ttft", "P99 time-to-first-token objective in seconds (default 2)", (o, v) => o with { SloTtft = Double(v, "--slo-ttft", 0.001, 3600) }),
         new("--slo-tpot", "P99 time-per-output-token objective in seconds (default 0.1)", (o, v) => o with { SloTpot = Double(v, "--slo-tpot", 0.0001, 60) }),
@@ -134,6 +138,20 @@ internal static class CommandLine
         }
         if (chosen.Count == 0) throw new OptionException($"{flag}: give at least one of {string.Join(", ", allowed)}.");
         return [.. allowed.Where(chosen.Contains)];
+    }
+
+    private static ReplicaConfig? Replicas(string v)
+    {
+        var text = v.Trim();
+        if (text.Equals("all", StringComparison.OrdinalIgnoreCase)) return new ReplicaConfig { All = true };
+        if (text.Equals("none", StringComparison.OrdinalIgnoreCase)) return null;
+        var parts = text.Split(':');
+        if (parts.Length != 2) throw new OptionException($"--replicas: '{v}' is not all, none or MIN:MAX (e.g. 1:4).");
+        // The LoraAdapter schema's limits: each in [1, 1000], min not above max.
+        var min = Int(parts[0], "--replicas", 1, 1000);
+        var max = Int(parts[1], "--replicas", 1, 1000);
+        if (min > max) throw new OptionException($"--replicas: min {min} must not exceed max {max}.");
+        return new ReplicaConfig { Min = min, Max = max };
     }
 
     private static RankShare[] RankMix(string v)

@@ -1,4 +1,8 @@
 using System.Globalization;
+using HybridServing.Contracts.Resources;
+using HybridServing.ControlPlane;
+using HybridServing.ControlPlane.Placement;
+using HybridServing.Gateway;
 
 namespace HybridServing.ClusterSimulator.Configuration;
 
@@ -39,10 +43,25 @@ internal sealed record SimulationOptions
     public IReadOnlyList<string> Policies { get; init; } = AllPolicies;
     public double PromptMean { get; init; } = 1000;
     public double OutputMean { get; init; } = 250;
-    /// <summary>How often the control planes (ours, the AIBrix-style one) re-plan from observed demand.</summary>
-    public double ControlInterval { get; init; } = 2;
-    /// <summary>Sliding window over which request rates are observed.</summary>
+    /// <summary>
+    /// Seconds between the ControlPlane's periodic re-plans (<c>ControlPlane:ResyncInterval</c>, product default);
+    /// it also re-plans whenever a demand report changes the replicas some adapter's rate asks for.
+    /// </summary>
+    public double ControlInterval { get; init; } = new ControlPlaneOptions().ResyncInterval.TotalSeconds;
+    /// <summary>
+    /// <c>ControlPlane:DemandWindow</c>: the sliding window behind each observed rate. Shorter than the
+    /// product default (60 s) so that the window is full before a 60 s run is measured.
+    /// </summary>
     public double DemandWindow { get; init; } = 10;
+    /// <summary><c>Gateway:Demand:ReportInterval</c> in seconds (product default); 0 turns reporting off, as in the product.</summary>
+    public double ReportInterval { get; init; } = new GatewayOptions().Demand.ReportInterval.TotalSeconds;
+    /// <summary><c>ControlPlane:RatePerReplica</c>: requests per second one replica is meant to take (product default).</summary>
+    public double RatePerReplica { get; init; } = PlacementOptions.DefaultRatePerReplica;
+    /// <summary>
+    /// <c>spec.deploymentConfig.replicas</c> of every simulated LoraAdapter (null = not given). The default
+    /// is what an operator serving many adapters declares: at least one engine each, up to every engine.
+    /// </summary>
+    public ReplicaConfig? Replicas { get; init; } = new() { All = true };
     /// <summary>Gateway scrape interval of engine metrics (the live default is 50 ms).</summary>
     public double ScrapeInterval { get; init; } = 0.05;
     public double SloTtft { get; init; } = 2;
@@ -63,7 +82,16 @@ internal sealed record SimulationOptions
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
         $"{Adapters} adapters, {Engines} engines, Zipf {ZipfExponent}, ranks {string.Join(",", RankMix.Select(r => $"{r.Rank}:{r.Share * 100:0.#}%"))}, " +
         $"{MegabytesPerRank} MB/rank, max_loras {MaxLoras}, max_cpu_loras {MaxCpuLoras}, max_num_seqs {MaxNumSeqs}, arrival CV {ArrivalCv}, " +
-        $"{Duration} s runs ({Warmup} s warm-up), prompt/output mean {PromptMean}/{OutputMean}, seed {Seed}");
+        $"{Duration} s runs ({Warmup} s warm-up), prompt/output mean {PromptMean}/{OutputMean}, seed {Seed}; " +
+        $"HybridServing: replicas {ReplicasText(Replicas)}, {RatePerReplica} req/s per replica, demand reported every {ReportInterval} s over a {DemandWindow} s window, resync every {ControlInterval} s");
+
+    /// <summary>The <c>--replicas</c> form of a replicas spec: <c>all</c>, <c>none</c> (not given) or <c>MIN:MAX</c>.</summary>
+    public static string ReplicasText(ReplicaConfig? r) => r switch
+    {
+        null => "none",
+        { All: true } => "all",
+        _ => string.Create(CultureInfo.InvariantCulture, $"{r.Min}:{r.Max}"),
+    };
 }
 
 internal static class ScenarioNames

@@ -3,59 +3,86 @@ using HybridServing.ClusterSimulator.Configuration;
 using HybridServing.ClusterSimulator.Workload;
 using HybridServing.ControlPlane.Placement;
 using HybridServing.Contracts.ControlPlane;
+using HybridServing.Contracts.Resources;
 using HybridServing.Gateway;
+using HybridServing.Gateway.Demand;
 using HybridServing.Gateway.Picking;
 
 namespace HybridServing.ClusterSimulator.Policies;
 
 /// <summary>
-/// HybridServing: the ControlPlane's <see cref="PlacementSolver"/> decides which engines hold which
-/// adapters, re-planned every control interval from observed demand; the Gateway's hybrid picking
-/// pipeline routes among the engines where the adapter is loaded; an adapter with no holder goes
-/// through the cold-start path (RequestLoad: the solver places it, the request waits for the load).
+/// HybridServing with its demand path as in the live system: the gateway counts accepted requests
+/// per adapter (the Gateway's <see cref="DemandCounter"/>) and reports the counts every report
+/// interval; the control plane records them in its <see cref="DemandTracker"/> (sliding window, on
+/// the virtual clock) and re-plans when a report changes the replicas some adapter's rate asks for,
+/// and on its resync interval; each plan is the ControlPlane's <see cref="PlacementSolver"/> over the
+/// declared adapters, each carrying its observed rate. The Gateway's hybrid picking pipeline routes
+/// among the engines where the adapter is loaded; an adapter with no holder goes through the cold
+/// start (RequestLoad: the control plane plans again, the request waits for the load).
 /// </summary>
-/// <remarks>
-/// Stand-in: the solver takes replicas (min/max), not request rates. The live system's demand
-/// signal is turned into replicas here the way a control plane would: an adapter that carries a
-/// share s of the traffic gets ceil(s × engines × <see cref="Headroom"/>) replicas (at least the
-/// declared minimum of 1, at most every engine).
-/// </remarks>
 internal sealed class HybridServingPolicy(SimulationOptions options, bool spill = false) : ServingPolicy
 {
-    /// <summary>Replicas per "one engine's worth" of traffic: room for bursts and for GPU-slot contention.</summary>
-    public const double Headroom = 2;
+    /// <summary>The one simulated gateway (rates are kept per gateway and summed).</summary>
+    private const string GatewayName = "gateway-sim";
 
     private readonly EndpointPickingPipeline _pipeline =
         PickingPolicies.Create(new PickingOptions { Policy = PickingPolicies.Hybrid, Seed = options.Seed }, SeededRandom(options, PolicyNames.HybridServing));
-    private readonly DemandTracker _demand = new(options.Adapters, options.DemandWindow);
-    private AdapterDemand[]? _baseDemands;
+    private readonly DemandCounter _counter = new();
+    private readonly PlacementOptions _placement = new(SpreadAcrossNodes: true, options.RatePerReplica);
+    private DemandTracker? _tracker;
+    private AdapterDemand[]? _declared;
+    private Plan? _lastPlan;
+    private double _lastReport;
 
     public override string Name => spill ? PolicyNames.HybridServingSpill : PolicyNames.HybridServing;
     public override string Description => spill
         ? "proposal, not product: HybridServing + load on a free-slot engine when every holder's GPU slots are taken"
-        : "ControlPlane placement solver fed by observed demand + Gateway hybrid picker";
-    public override double? ControlInterval => options.ControlInterval;
+        : "ControlPlane placement solver fed by the gateway's demand reports + Gateway hybrid picker";
 
+    public override IReadOnlyList<PeriodicAction> Periodic =>
+        options.ReportInterval > 0
+            ? [new(options.ReportInterval, ReportDemand), new(options.ControlInterval, Replan)]
+            : [new(options.ControlInterval, Replan)];
+
+    /// <summary>Placement solves so far (every pass of the control loop solves).</summary>
     public int Replans { get; private set; }
-
-    /// <summary>Give spare host slots to extra replicas (see <see cref="Solve"/>).</summary>
-    public bool SpreadSpareSlots { get; init; } = true;
 
     public override void Initialize(SimulatedCluster cluster)
     {
-        // Before traffic: every declared adapter at its declared minimum (1); artifacts pre-staged.
-        var plan = Solve(cluster, rates: null, extra: null);
+        _tracker = new DemandTracker(cluster.Clock, TimeSpan.FromSeconds(options.DemandWindow), options.RatePerReplica);
+        // Before traffic: every declared adapter placed from its replicas spec alone; artifacts pre-staged.
+        var plan = Solve(cluster);
         foreach (var e in cluster.Alive)
             foreach (var name in plan.AdaptersOn(e.Name))
                 cluster.Stage(e, IndexOf(name));
         Apply(cluster, plan);
+        // The gateway starts counting with the traffic, at 0.
+        _lastReport = 0;
     }
 
-    public override void Observe(SimRequest request, SimulatedCluster cluster) => _demand.Record(request.Adapter, cluster.Now);
+    /// <summary>The gateway accepted a request: it counts towards the adapter's demand.</summary>
+    public override void Observe(SimRequest request, SimulatedCluster cluster) => _counter.Count(cluster.Catalog.Adapters[request.Adapter].Name);
 
-    public override void OnControlTick(SimulatedCluster cluster) => Apply(cluster, Solve(cluster, _demand.Rates(cluster.Now), extra: null));
+    /// <summary>
+    /// The gateway's report (what <c>DemandReporter</c> sends every interval) and the control plane's
+    /// <c>ReportDemand</c>: record it, and plan again only when some adapter's rate now asks for a
+    /// different number of replicas.
+    /// </summary>
+    public void ReportDemand(SimulatedCluster cluster)
+    {
+        var counts = _counter.Drain();
+        var window = cluster.Now - _lastReport;
+        _lastReport = cluster.Now;
+        if (counts.Count == 0) return;
+        var report = new DemandReport { Gateway = GatewayName, WindowSeconds = window };
+        foreach (var (adapter, requests) in counts) report.Adapters.Add(new AdapterDemandSample { Name = adapter, Requests = requests });
+        if (_tracker!.Record(report)) Replan(cluster);
+    }
 
-    public override void OnEngineLost(SimEngine engine, SimulatedCluster cluster) => OnControlTick(cluster);
+    /// <summary>One pass of the control loop: solve and apply.</summary>
+    public void Replan(SimulatedCluster cluster) => Apply(cluster, Solve(cluster));
+
+    public override void OnEngineLost(SimEngine engine, SimulatedCluster cluster) => Replan(cluster);
 
     public override SimEngine Route(SimRequest request, SimulatedCluster cluster)
     {
@@ -66,11 +93,11 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
         // Cold start: wait for a load already under way, else ask the control plane (RequestLoad).
         var loading = cluster.Alive.Where(e => e.Fetching.ContainsKey(a)).MinBy(e => e.Fetching[a]);
         if (loading is not null) return loading;
-        Apply(cluster, Solve(cluster, _demand.Rates(cluster.Now), extra: a));
+        Replan(cluster);
         return cluster.Alive.FirstOrDefault(e => e.Registered.Contains(a))
             ?? cluster.Alive.Where(e => e.Fetching.ContainsKey(a)).MinBy(e => e.Fetching[a])
-            // Every slot is held by adapters with demand (more adapters in use than the cluster can hold):
-            // the gateway falls back to the least busy engine, which loads it on demand like vLLM would.
+            // The plan has no room for it (fewer host slots than declared adapters, e.g. after an engine
+            // was lost): the gateway falls back to the least busy engine, which loads it on demand like vLLM would.
             ?? cluster.Alive.MinBy(e => e.InFlight)!;
     }
 
@@ -89,40 +116,39 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
         return free ?? chosen;
     }
 
-    private Plan Solve(SimulatedCluster cluster, double[]? rates, int? extra)
+    /// <summary>
+    /// The Reconciler's decide step: the declared adapters as <see cref="AdapterDemand"/>s (in name
+    /// order, min/max from the replicas spec, priority 0, preemption LowerPriority — the spec defaults),
+    /// each with its observed rate; engines with what the last plan gave them.
+    /// </summary>
+    private Plan Solve(SimulatedCluster cluster)
     {
-        var engines = cluster.Alive;
-        _baseDemands ??= [.. cluster.Catalog.Adapters.Select(x => new AdapterDemand(x.Name, AdapterCatalog.BaseModel, x.Rank, x.SizeBytes,
-            EngineSelector.Everything, MinReplicas: 1, MaxReplicas: 1, Priority: 0, CanPreempt: false))];
-        var demands = _baseDemands;
-        if (rates is not null)
-        {
-            var total = rates.Sum();
-            var desired = new int[rates.Length];
-            for (var i = 0; i < rates.Length; i++)
-            {
-                var share = total > 0 ? rates[i] / total : 0;
-                desired[i] = (int)Math.Clamp(Math.Ceiling(share * engines.Count * Headroom - 1e-9), 1, engines.Count);
-            }
-            // Host slots nobody needs are not worth keeping empty: more holders give the picker a
-            // choice of engines with a free GPU slot. Spare slots are shared in proportion to need
-            // (the maximum pass fills them; the minimum stays what demand asks for).
-            var slots = engines.Sum(e => Math.Max(e.Model.Options.MaxLoras, e.Model.Options.MaxCpuLoras));
-            var spread = SpreadSpareSlots ? Math.Max(1, slots / (double)desired.Sum()) : 1;
-            demands = new AdapterDemand[_baseDemands.Length];
-            for (var i = 0; i < demands.Length; i++)
-            {
-                var max = Math.Clamp((int)Math.Floor(desired[i] * spread), desired[i], engines.Count);
-                // No request in the window: keep it where it is but let busier adapters take its slot (min 0).
-                demands[i] = _baseDemands[i] with { MinReplicas = rates[i] <= 0 ? 0 : desired[i], MaxReplicas = max };
-            }
-        }
-        if (extra is { } x && demands[x].MinReplicas < 1) demands[x] = demands[x] with { MinReplicas = 1, MaxReplicas = Math.Max(1, demands[x].MaxReplicas) };
-        var snapshot = new ClusterSnapshot([.. engines.Select(e => new EngineSnapshot(e.Name, e.Name, [AdapterCatalog.BaseModel],
+        var (min, max) = DeclaredReplicas(options.Replicas);
+        _declared ??= [.. cluster.Catalog.Adapters.Select(x => new AdapterDemand(x.Name, AdapterCatalog.BaseModel, x.Rank, x.SizeBytes,
+            EngineSelector.Everything, min, max, Priority: 0, CanPreempt: true))];
+        var rates = _tracker!.Rates();
+        var demands = new AdapterDemand[_declared.Length];
+        for (var i = 0; i < demands.Length; i++)
+            demands[i] = rates.TryGetValue(_declared[i].Name, out var rate) ? _declared[i] with { RequestRate = rate } : _declared[i];
+        var snapshot = new ClusterSnapshot([.. cluster.Alive.Select(e => new EngineSnapshot(e.Name, e.Name, [AdapterCatalog.BaseModel],
             new Dictionary<string, string>(), e.Model.Options.MaxLoras, e.Model.Options.MaxCpuLoras, MaxLoraRank: 0, AdapterMemoryBudgetBytes: 0,
-            [.. e.Registered.Concat(e.Fetching.Keys).Select(i => cluster.Catalog.Adapters[i].Name)]))]);
+            _lastPlan is { } last && last.EngineAdapters.ContainsKey(e.Name)
+                ? last.AdaptersOn(e.Name)
+                : [.. e.Registered.Concat(e.Fetching.Keys).Select(i => cluster.Catalog.Adapters[i].Name)]))]);
         Replans++;
-        return PlacementSolver.Solve(snapshot, demands, PlacementOptions.Default);
+        return _lastPlan = PlacementSolver.Solve(snapshot, demands, _placement);
+    }
+
+    /// <summary>
+    /// Replicas as the Reconciler reads <c>spec.deploymentConfig.replicas</c> (<c>Reconciler.ToDemand</c>,
+    /// which is private, hence restated): <c>all</c> = 1..every engine; not given = exactly one; a
+    /// missing min is 1, a missing max is the min.
+    /// </summary>
+    internal static (int Min, int Max) DeclaredReplicas(ReplicaConfig? replicas)
+    {
+        if (replicas?.All == true) return (1, int.MaxValue);
+        var min = replicas?.Min ?? Math.Min(1, replicas?.Max ?? 1);
+        return (min, replicas?.Max ?? Math.Max(min, 1));
     }
 
     private void Apply(SimulatedCluster cluster, Plan plan)

@@ -8,6 +8,9 @@ using HybridServing.MockEngine.Performance;
 
 namespace HybridServing.ClusterSimulator.Policies;
 
+/// <summary>Something done every <paramref name="Interval"/> virtual seconds, first at <paramref name="Interval"/>.</summary>
+internal sealed record PeriodicAction(double Interval, Action<SimulatedCluster> Run);
+
 /// <summary>
 /// One way of running the cluster: where adapters live (placement, possibly re-planned from
 /// observed demand) and which engine serves each request (the Gateway's picking pipeline).
@@ -32,8 +35,8 @@ internal abstract class ServingPolicy
         MaxModelLen = WorkloadGenerator.MaxPromptTokens + WorkloadGenerator.MaxOutputTokens,
     };
 
-    /// <summary>Seconds between control-plane re-plans; null = this policy never re-plans.</summary>
-    public virtual double? ControlInterval => null;
+    /// <summary>What the policy's components do on their own clocks (a gateway's demand report, a control plane's resync).</summary>
+    public virtual IReadOnlyList<PeriodicAction> Periodic => [];
 
     /// <summary>Initial placement, before the first request (artifacts staged, adapters registered).</summary>
     public abstract void Initialize(SimulatedCluster cluster);
@@ -42,8 +45,6 @@ internal abstract class ServingPolicy
 
     /// <summary>A request arrived at the gateway (demand signal).</summary>
     public virtual void Observe(SimRequest request, SimulatedCluster cluster) { }
-
-    public virtual void OnControlTick(SimulatedCluster cluster) { }
 
     public virtual void OnEngineLost(SimEngine engine, SimulatedCluster cluster) { }
 
