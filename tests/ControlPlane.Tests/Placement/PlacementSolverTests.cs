@@ -165,12 +165,12 @@ public sealed class PlacementSolverTests
     }
 
     [Fact]
-    public void Spare_slots_are_spread_one_replica_per_adapter_per_round_not_filled_in_name_order()
+    public void Spare_slots_are_shared_equally_not_filled_in_name_order()
     {
-        // 4 engines x 3 slots = 12 slots for 4 adapters that may go everywhere: 3 replicas each, not 4-4-3-1.
-        var engines = Enumerable.Range(0, 4).Select(i => Engine($"e{i}", slots: 3)).ToArray();
+        // 8 engines x 2 slots = 16 slots for 4 adapters that may go everywhere: 4 replicas each, not 8-6-1-1.
+        var engines = Enumerable.Range(0, 8).Select(i => Engine($"e{i}", slots: 2)).ToArray();
         var plan = Solve(engines, [.. "abcd".Select(c => Demand(c.ToString(), max: int.MaxValue))]);
-        Assert.All("abcd", c => Assert.Equal(3, plan.EnginesFor(c.ToString()).Count));
+        Assert.All("abcd", c => Assert.Equal(4, plan.EnginesFor(c.ToString()).Count));
     }
 
     [Fact]
