@@ -11,6 +11,7 @@ const string usage = """
       engine-rate        requests/s one MockEngine sustains in zero-latency mode
       gateway-overhead   engine directly vs YARP pass-through vs HybridServing Gateway: latency, throughput, memory
       declared-to-routable  new LoraAdapter manifest -> loaded and routable on its engines (AppHost local stack)
+      churn              10,000 adapters on 64 engines through the Kubernetes home: time to Ready, mutating API calls/s
 
     <command> --help lists its options. Results are appended to bench/results/<command>.md and .json.
     """;
@@ -36,8 +37,10 @@ try
         "gateway-overhead" => await GatewayOverheadCommand.RunAsync(rest),
         "declared-to-routable" when help => Print(DeclaredToRoutableCommand.Help),
         "declared-to-routable" => await DeclaredToRoutableCommand.RunAsync(rest),
+        "churn" when help => Print(ChurnCommand.Help),
+        "churn" => await ChurnCommand.RunAsync(rest),
         PassThroughProxy.Command => await PassThroughProxy.RunAsync(rest),
-        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead, declared-to-routable; --help)"),
+        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead, declared-to-routable, churn; --help)"),
     };
 }
 catch (BenchUsageException e)
