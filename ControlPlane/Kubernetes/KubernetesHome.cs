@@ -436,7 +436,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
 
         // 3. Statuses the reconciler recorded, only where they differ from what the cluster holds; after a
         //    start or a new leadership, only once the sidecars have all reported (no half picture).
-        List<(string Key, LoraAdapterStatus Status)> pending;
+        List<string> pending;
         bool settled, askAgain = false;
         lock (_gate)
         {
@@ -454,7 +454,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
                 }
             }
             settled = _settled;
-            pending = [.. _pendingStatus.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => (kv.Key, kv.Value))];
+            pending = [.. _pendingStatus.Keys.Order(StringComparer.Ordinal)];
         }
         if (askAgain) Changed?.Invoke();
         if (!settled)
@@ -462,10 +462,15 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
             var deadline = _settleSince + _options.StatusSettleTimeout;
             if (nextRetry is null || deadline < nextRetry) nextRetry = deadline;
         }
-        foreach (var (key, status) in pending)
+        foreach (var key in pending)
         {
             if (!_leadership.IsLeader) return null;
             if (!Due("status:" + key)) continue;
+            // The newest status for the object, not the one pending when the pass began: writes are
+            // rate-limited, and a pass over many objects would otherwise write statuses already superseded.
+            LoraAdapterStatus? status;
+            lock (_gate) status = _pendingStatus.GetValueOrDefault(key);
+            if (status is null) continue;
             await Attempt("status:" + key, async () =>
             {
                 await WriteStatusAsync(key, status, ct);
