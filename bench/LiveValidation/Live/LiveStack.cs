@@ -1,0 +1,193 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Google.Protobuf;
+using HybridServing.AppHost;
+using HybridServing.AppHost.Orchestration;
+using HybridServing.AppHost.Topology;
+using HybridServing.Contracts.ControlPlane;
+using HybridServing.LiveValidation.Configuration;
+
+namespace HybridServing.LiveValidation.Live;
+
+/// <summary>
+/// The product as a developer runs it: the AppHost's own topology and orchestrator start M
+/// MockEngines, one EngineSidecar each, the ControlPlane (local home, watching a manifests folder)
+/// and the Gateway, each a process built in this configuration. On top of the AppHost's wiring it
+/// sets only configuration the product exposes: the engines' time scale and rank limit, the
+/// picker, demand reporting and the control plane's timing (virtual intervals ÷ time scale).
+/// </summary>
+internal sealed class LiveStack : IAsyncDisposable
+{
+    private static readonly JsonParser RoutesParser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
+
+    private readonly Orchestrator _orchestrator;
+    private readonly StreamWriter _log;
+
+    private LiveStack(Orchestrator orchestrator, StreamWriter log, Uri gateway, Uri controlPlane)
+    {
+        _orchestrator = orchestrator;
+        _log = log;
+        Gateway = gateway;
+        ControlPlane = controlPlane;
+    }
+
+    public Uri Gateway { get; }
+    public Uri ControlPlane { get; }
+    public static string ApiKey => LocalStack.DevApiKey;
+
+    public static async Task<LiveStack> StartAsync(ValidationOptions o, LivePolicy policy, int maxLoraRank, string adapterRoot, string workDirectory,
+        CancellationToken cancellationToken)
+    {
+        var manifests = Path.Combine(workDirectory, "manifests");
+        if (Directory.Exists(manifests)) Directory.Delete(manifests, recursive: true);
+        Directory.CreateDirectory(manifests);
+        foreach (var (file, yaml) in policy.Manifests) File.WriteAllText(Path.Combine(manifests, file), yaml);
+        var state = Path.Combine(workDirectory, "state");
+        if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
+
+        var m = o.Engines;
+        var first = PortBlock.Find(3 * m + 3);
+        var appHost = new AppHostOptions
+        {
+            ManifestsPath = manifests,
+            AdapterRoots = [adapterRoot],
+            Engines = m,
+            EnginePortBase = first,
+            SidecarHttpPortBase = first + m,
+            SidecarGrpcPortBase = first + 2 * m,
+            ControlPlanePort = first + 3 * m,
+            ControlPlaneGrpcPort = first + 3 * m + 1,
+            GatewayPort = first + 3 * m + 2,
+            MaxLoras = o.MaxLoras,
+            MaxCpuLoras = o.MaxCpuLoras,
+            StateDirectory = state,
+            StartTimeout = TimeSpan.FromSeconds(120),
+        };
+        var resources = LocalTopology.Build(appHost, manifests, [adapterRoot], state, LocalStack.DevApiKey)
+            .Select(r => Configure(r, o, policy, maxLoraRank)).ToList();
+
+        var log = new StreamWriter(Path.Combine(workDirectory, $"stack-{policy.Name}.log")) { AutoFlush = true };
+        var orchestrator = new Orchestrator(ServiceBinaries.FindRepositoryRoot(), (who, line) => { lock (log) log.WriteLine($"{who} | {line}"); },
+            appHost.StartTimeout);
+        var stack = new LiveStack(orchestrator, log, new Uri($"http://{appHost.Host}:{appHost.GatewayPort}/"),
+            new Uri($"http://{appHost.Host}:{appHost.ControlPlanePort}/"));
+        try
+        {
+            await orchestrator.StartAsync(resources, cancellationToken);
+            return stack;
+        }
+        catch
+        {
+            await stack.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Completes with a reason when a component exits on its own (the run is then void).</summary>
+    public Task WatchAsync(CancellationToken cancellationToken) => _orchestrator.WatchAsync(cancellationToken);
+
+    /// <summary>
+    /// Waits until the control plane's routing table has every adapter LOADED on at least
+    /// <see cref="LivePolicy.ReplicasPerAdapter"/> engines with nothing still loading, and the gateway
+    /// lists every adapter: the placement the policy asks for is in force before traffic starts.
+    /// </summary>
+    public async Task<RoutingTable> WaitPlacedAsync(LivePolicy policy, IReadOnlyCollection<string> adapters, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ApiKey);
+        var clock = Stopwatch.StartNew();
+        var status = "no routing table yet";
+        while (clock.Elapsed < timeout)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                var table = RoutesParser.Parse<RoutingTable>(await http.GetStringAsync(new Uri(ControlPlane, "v1/routes"), cancellationToken));
+                var loaded = table.Adapters.ToDictionary(a => a.Name, a => a.Endpoints.Count(e => e.Residency == Residency.Loaded));
+                var loading = table.Adapters.Sum(a => a.Endpoints.Count(e => e.Residency == Residency.Loading));
+                var short_ = adapters.Count(a => loaded.GetValueOrDefault(a) < policy.ReplicasPerAdapter);
+                var listed = await GatewayModelsAsync(http, cancellationToken);
+                var missing = adapters.Count(a => !listed.Contains(a));
+                if (short_ == 0 && loading == 0 && missing == 0) return table;
+                status = $"{short_} adapters below {policy.ReplicasPerAdapter} loaded replicas, {loading} replicas loading, {missing} not listed by the gateway";
+            }
+            catch (HttpRequestException e)
+            {
+                status = e.Message;
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                status = "a status request timed out";
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken);
+        }
+        throw new TimeoutException($"{policy.Name}: placement not in force after {timeout.TotalSeconds:0} s ({status}).");
+    }
+
+    /// <summary>The control plane's routing table now (what the gateway routes on).</summary>
+    public async Task<RoutingTable> RoutesAsync(CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        return RoutesParser.Parse<RoutingTable>(await http.GetStringAsync(new Uri(ControlPlane, "v1/routes"), cancellationToken));
+    }
+
+    /// <summary>Engine → loaded adapters, one engine per line, for looking into a run after the fact.</summary>
+    public static string Describe(RoutingTable table) => string.Join("\n", table.Adapters
+        .SelectMany(a => a.Endpoints.Where(e => e.Residency == Residency.Loaded).Select(e => (e.Engine, a.Name)))
+        .GroupBy(x => x.Engine).OrderBy(g => g.Key, StringComparer.Ordinal)
+        .Select(g => $"{g.Key} ({g.Count()}): {string.Join(" ", g.Select(x => x.Name).Order(StringComparer.Ordinal))}")) + "\n";
+
+    private async Task<HashSet<string>> GatewayModelsAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        using var response = await http.GetAsync(new Uri(Gateway, "v1/models"), cancellationToken);
+        if (!response.IsSuccessStatusCode) return [];
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
+        return [.. doc.RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()!)];
+    }
+
+    private static ResourceDefinition Configure(ResourceDefinition r, ValidationOptions o, LivePolicy policy, int maxLoraRank)
+    {
+        var env = new Dictionary<string, string>(r.Environment)
+        {
+            // Per-request logs at this rate cost CPU the 2-core machine needs for serving.
+            ["Logging__LogLevel__Default"] = "Warning",
+        };
+        var args = r.Arguments.ToList();
+        var name = r.Name;
+        if (name.StartsWith("engine-", StringComparison.Ordinal))
+        {
+            args.AddRange(["--max-lora-rank", Invariant(maxLoraRank), "--mock-time-scale", Invariant(o.TimeScale)]);
+        }
+        else if (name.StartsWith("sidecar-", StringComparison.Ordinal))
+        {
+            env["Sidecar__MaxLoraRank"] = Invariant(maxLoraRank);
+            env["Sidecar__MaxCpuLoras"] = Invariant(policy.ReportedMaxCpuLoras);
+        }
+        else if (name == LocalTopology.ControlPlaneName)
+        {
+            for (var i = 0; i < o.Engines; i++) env[$"ControlPlane__Engines__{i}__Labels__{LivePolicy.EngineLabel}"] = LocalTopology.EngineName(i);
+            // The control plane sees wall-clock rates: a virtual rate × the time scale.
+            env["ControlPlane__RatePerReplica"] = Invariant(o.RatePerReplica * o.TimeScale);
+            env["ControlPlane__DemandWindow"] = o.Wall(o.DemandWindow).ToString("c", CultureInfo.InvariantCulture);
+            env["ControlPlane__ResyncInterval"] = o.Wall(o.ControlInterval).ToString("c", CultureInfo.InvariantCulture);
+        }
+        else if (name == LocalTopology.GatewayName)
+        {
+            env["Gateway__Picking__Policy"] = policy.Picker;
+            env["Gateway__Picking__Seed"] = Invariant(o.Seed);
+            env["Gateway__Load__ScrapeInterval"] = TimeSpan.FromSeconds(ValidationOptions.LiveScrapeSeconds).ToString("c", CultureInfo.InvariantCulture);
+            env["Gateway__Demand__ReportInterval"] = (policy.ReportsDemand ? o.Wall(o.ReportInterval) : TimeSpan.Zero).ToString("c", CultureInfo.InvariantCulture);
+        }
+        return r with { Arguments = args, Environment = env };
+    }
+
+    private static string Invariant(double x) => x.ToString(CultureInfo.InvariantCulture);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _orchestrator.DisposeAsync();
+        await _log.DisposeAsync();
+    }
+}
