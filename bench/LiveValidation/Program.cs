@@ -71,7 +71,7 @@ try
             File.WriteAllText(Path.Combine(options.WorkDirectory, $"placement-{policy}-{rate}-start.txt"), LiveStack.Describe(placed));
             var watch = stack.WatchAsync(stopping.Token);
             using var http = Replayer.CreateClient(stack.Gateway);
-            var pathFloor = await Replayer.WarmUpAsync(http, AdapterCatalog.BaseModel, options.TimeScale, rate * options.TimeScale, warmUp, stopping.Token);
+            await Replayer.WarmUpAsync(http, AdapterCatalog.BaseModel, rate * options.TimeScale, warmUp, stopping.Token);
             startup += starting.Elapsed;
 
             var run = Stopwatch.StartNew();
@@ -80,7 +80,7 @@ try
             if (watch.IsCompleted) await watch;
             Replayer.WriteCsv(Path.Combine(options.WorkDirectory, $"requests-{policy}-{rate}.csv"), requests, workload.Catalog);
             File.WriteAllText(Path.Combine(options.WorkDirectory, $"placement-{policy}-{rate}-end.txt"), LiveStack.Describe(await stack.RoutesAsync(stopping.Token)));
-            var (live, health) = Agreement.Live(requests, pathFloor);
+            var (live, health) = Agreement.Live(requests);
             var sim = Agreement.Simulated(simulated[(policy, rate)]);
             cells.Add(new Cell(policy, rate, live, sim, health, run.Elapsed.TotalSeconds));
             Log($"{policy,-14} rate {rate,6}: live P50/P99 TTFT {Agreement.Show(live.P50)}/{Agreement.Show(live.P99)} s, " +

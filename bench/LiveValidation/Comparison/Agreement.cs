@@ -9,11 +9,8 @@ namespace HybridServing.LiveValidation.Comparison;
 /// </summary>
 internal sealed record RunFigures(int Measured, int Completed, double P50, double P99, double TpotP99);
 
-/// <summary>
-/// What the live client saw besides TTFT: whether it kept to the trace, how the gateway spread the load,
-/// and the path floor (the base model's TTFT at the end of the warm-up: one short prefill plus HTTP).
-/// </summary>
-internal sealed record LiveHealth(int Errors, double SendLagP99, double MeanTtft, double PathFloor, IReadOnlyDictionary<string, int> RequestsByEngine);
+/// <summary>What the live client saw besides TTFT: whether it kept to the trace, and how the gateway spread the load.</summary>
+internal sealed record LiveHealth(int Errors, double SendLagP99, double MeanTtft, IReadOnlyDictionary<string, int> RequestsByEngine);
 
 /// <summary>One policy at one rate on both sides.</summary>
 internal sealed record Cell(string Policy, double Rate, RunFigures Live, RunFigures Simulated, LiveHealth Health, double WallSeconds);
@@ -70,7 +67,7 @@ internal sealed class Agreement(double relative, double floor)
 
     public static RunFigures Simulated(RunResult r) => new(r.Measured, r.Completed, r.TtftP50, r.TtftP99, r.TpotP99);
 
-    public static (RunFigures Figures, LiveHealth Health) Live(IReadOnlyList<LiveRequest> requests, double pathFloor)
+    public static (RunFigures Figures, LiveHealth Health) Live(IReadOnlyList<LiveRequest> requests)
     {
         var measured = requests.Where(r => r.Measured).ToList();
         var ttft = measured.Select(r => r.Done && r.Ttft is { } t ? t : double.PositiveInfinity).ToList();
@@ -83,7 +80,6 @@ internal sealed class Agreement(double relative, double floor)
             requests.Count(r => r.Status is not 0 and not 200),
             Percentiles.Of(lags, 0.99),
             ttft.Count > 0 ? ttft.Average() : double.NaN,
-            pathFloor,
             requests.Where(r => r.Engine is not null).GroupBy(r => r.Engine!).OrderBy(g => g.Key, StringComparer.Ordinal)
                 .ToDictionary(g => g.Key, g => g.Count()));
         return (figures, health);

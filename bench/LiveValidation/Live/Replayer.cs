@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
-using HybridServing.ClusterSimulator.Cluster;
 using HybridServing.ClusterSimulator.Workload;
 using HybridServing.LiveValidation.Configuration;
 
@@ -85,26 +84,19 @@ internal static class Replayer
     /// has compiled its hot code before the measured trace starts: a virtual warm-up of 15 s is under 4 s
     /// of wall time.
     /// </summary>
-    /// <returns>The base-model TTFT (virtual seconds) at the end of the warm-up: the live path's own floor.</returns>
-    public static async Task<double> WarmUpAsync(HttpClient http, string baseModel, double timeScale, double wallRate, TimeSpan duration,
-        CancellationToken cancellationToken)
+    public static async Task WarmUpAsync(HttpClient http, string baseModel, double wallRate, TimeSpan duration, CancellationToken cancellationToken)
     {
         var tasks = new List<Task>();
-        var requests = new List<LiveRequest>();
         var gap = TimeSpan.FromSeconds(1 / wallRate);
         var clock = Stopwatch.StartNew();
         for (var i = 0; clock.Elapsed < duration; i++)
         {
             var r = new LiveRequest(new Arrival(1_000_000 + i, 0, -1, 256, 32), measured: false);
-            requests.Add(r);
-            tasks.Add(SendAsync(http, r, baseModel, timeScale, cancellationToken));
+            tasks.Add(SendAsync(http, r, baseModel, 1, cancellationToken));
             var next = gap * (i + 1) - clock.Elapsed;
             if (next > TimeSpan.Zero) await Task.Delay(next, cancellationToken);
         }
         await Task.WhenAll(tasks);
-        // The second half: by then the hot paths are compiled.
-        var settled = requests.Skip(requests.Count / 2).Where(r => r.Done).Select(r => r.Ttft!.Value).ToList();
-        return settled.Count > 0 ? Percentiles.Of(settled, 0.5) : double.NaN;
     }
 
     /// <summary>One line per request (virtual seconds), for looking into a run after the fact.</summary>

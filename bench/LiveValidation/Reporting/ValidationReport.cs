@@ -61,13 +61,12 @@ internal sealed record ValidationReport(
 
         md.AppendLine("## Live run health").AppendLine();
         md.AppendLine("P99 TPOT shows whether the live engines keep model time (the simulator's figure is what the model charges). " +
-            "Path floor = the base model's median TTFT at the end of each run's wall-clock warm-up (one short prefill, ≈ 0.009 s in the model, plus the HTTP path). " +
             "Send lag = how late the client sent a request against the trace; errors = non-200 answers (counted as TTFT = ∞). " +
             "Mean TTFT is live only (the simulator reports percentiles). Virtual seconds throughout.").AppendLine();
-        md.AppendLine("| policy | rate (req/s) | P99 TPOT live / sim | path floor | send lag P99 | errors | mean TTFT | requests per engine | wall (s) |");
-        md.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        md.AppendLine("| policy | rate (req/s) | P99 TPOT live / sim | send lag P99 | errors | mean TTFT | requests per engine | wall (s) |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var c in Cells)
-            md.AppendLine($"| {c.Policy} | {c.Rate.ToString(Inv)} | {Agreement.Milliseconds(c.Live.TpotP99)} / {Agreement.Milliseconds(c.Simulated.TpotP99)} | {S(c.Health.PathFloor)} | " +
+            md.AppendLine($"| {c.Policy} | {c.Rate.ToString(Inv)} | {Agreement.Milliseconds(c.Live.TpotP99)} / {Agreement.Milliseconds(c.Simulated.TpotP99)} | " +
                 $"{S(c.Health.SendLagP99)} | {c.Health.Errors} | {S(c.Health.MeanTtft)} | " +
                 $"{string.Join(", ", c.Health.RequestsByEngine.Select(kv => $"{kv.Key}: {kv.Value}"))} | {c.WallSeconds:0} |");
         md.AppendLine();
@@ -110,7 +109,6 @@ internal sealed record ValidationReport(
                 ["p50Within"] = Agreement.Within(c.Live.P50, c.Simulated.P50),
                 ["p99Within"] = Agreement.Within(c.Live.P99, c.Simulated.P99),
                 ["liveMeanTtft"] = Number(c.Health.MeanTtft),
-                ["livePathFloor"] = Number(c.Health.PathFloor),
                 ["liveSendLagP99"] = Number(c.Health.SendLagP99),
                 ["liveErrors"] = c.Health.Errors,
                 ["liveRequestsByEngine"] = new JsonObject(c.Health.RequestsByEngine.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
