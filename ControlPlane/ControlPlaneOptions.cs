@@ -44,6 +44,22 @@ internal sealed class ControlPlaneOptions
 
     /// <summary>Requests per second one replica should take: a hot adapter gets <c>ceil(rate / RatePerReplica)</c> replicas, within its min and max.</summary>
     public double RatePerReplica { get; set; } = Placement.PlacementOptions.DefaultRatePerReplica;
+
+    /// <summary>Overflow loads: gateways ask for a placed adapter on one more engine while its holders' GPU slots are taken.</summary>
+    public OverflowGrantOptions Overflow { get; set; } = new();
+}
+
+/// <summary><c>ControlPlane:Overflow</c>: how <c>RequestLoad</c> with an engine is granted (see <see cref="Placement.OverflowGrants"/>).</summary>
+internal sealed class OverflowGrantOptions
+{
+    /// <summary>False refuses every overflow load (reason <c>OverflowDisabled</c>); cold starts are unaffected.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>How long an overflow replica stays in the engine's desired set after the (last) request for it.</summary>
+    public TimeSpan GrantTtl { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Adapters an engine may hold beyond its host slots (<c>max(max_loras, max_cpu_loras)</c>) for overflow loads; 0 = only free host slots.</summary>
+    public int ExtraSlotsPerEngine { get; set; } = 1;
 }
 
 /// <summary><c>ControlPlane:Engines:N</c>: one engine and where its sidecar listens.</summary>

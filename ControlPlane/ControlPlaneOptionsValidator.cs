@@ -25,6 +25,9 @@ internal sealed class ControlPlaneOptionsValidator : IValidateOptions<ControlPla
         if (o.ReconnectInitial <= TimeSpan.Zero || o.ReconnectMax < o.ReconnectInitial) errors.Add("ControlPlane:ReconnectInitial must be positive and not above ControlPlane:ReconnectMax.");
         if (o.DemandWindow <= TimeSpan.Zero) errors.Add("ControlPlane:DemandWindow must be positive.");
         if (!(o.RatePerReplica > 0) || double.IsInfinity(o.RatePerReplica)) errors.Add($"ControlPlane:RatePerReplica '{o.RatePerReplica}' must be a positive number of requests per second.");
+        if (o.Overflow.GrantTtl <= TimeSpan.Zero) errors.Add($"ControlPlane:Overflow:GrantTtl '{o.Overflow.GrantTtl}' must be positive.");
+        if (o.Overflow.ExtraSlotsPerEngine < 0)
+            errors.Add($"ControlPlane:Overflow:ExtraSlotsPerEngine {o.Overflow.ExtraSlotsPerEngine} must be >= 0 (0 = overflow loads use free host slots only).");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

@@ -29,6 +29,12 @@ public static class GatewayExtensions
             .Validate(o => o.ColdStart.Timeout > TimeSpan.Zero, "Gateway:ColdStart:Timeout must be positive.")
             .Validate(o => o.ColdStart.RetryAfterSeconds >= 1, "Gateway:ColdStart:RetryAfterSeconds must be >= 1.")
             .Validate(o => o.Demand.ReportInterval >= TimeSpan.Zero, "Gateway:Demand:ReportInterval must not be negative (0 turns demand reporting off).")
+            .Validate(o => o.Picking.Overflow.Enabled != true || string.Equals(o.Picking.Policy.Trim(), PickingPolicies.Hybrid, StringComparison.OrdinalIgnoreCase),
+                "Gateway:Picking:Overflow:Enabled is true but Gateway:Picking:Policy is not 'hybrid': overflow loads belong to the hybrid policy (baselines never overflow); remove the key or use the hybrid policy.")
+            .Validate(o => o.Picking.Overflow.FreeSlotHeadroom >= 0, "Gateway:Picking:Overflow:FreeSlotHeadroom must be >= 0.")
+            .Validate(o => o.Picking.Overflow.MaxQueueDepth >= 0, "Gateway:Picking:Overflow:MaxQueueDepth must be >= 0.")
+            .Validate(o => o.Picking.Overflow.Wait > TimeSpan.Zero, "Gateway:Picking:Overflow:Wait must be positive.")
+            .Validate(o => o.Picking.Overflow.RefusalCooldown >= TimeSpan.Zero, "Gateway:Picking:Overflow:RefusalCooldown must not be negative.")
             .ValidateOnStart();
         services.AddHttpForwarder();
         services.TryAddSingletonTimeProvider();
@@ -67,6 +73,7 @@ public static class GatewayExtensions
         services.AddSingleton<EndpointRouter>();
         services.AddSingleton<ModelAliases>();
         services.AddSingleton<ColdStartCoordinator>();
+        services.AddSingleton<OverflowCoordinator>();
         services.AddSingleton<ApiKeyDirectory>();
         services.AddHostedService<ApiKeyFileWatcher>();
         services.AddSingleton<TenantAuthenticator>();

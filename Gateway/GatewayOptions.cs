@@ -76,6 +76,31 @@ internal sealed class PickingOptions
 
     /// <summary>Seed for tie-breaking; null seeds from the clock.</summary>
     public int? Seed { get; set; }
+
+    /// <summary>Overflow loads (hybrid policy only): see <see cref="Picking.OverflowAdvisor"/>.</summary>
+    public OverflowOptions Overflow { get; set; } = new();
+}
+
+/// <summary>
+/// <c>Gateway:Picking:Overflow</c>: when every engine holding an adapter has all its GPU slots taken by
+/// other adapters, ask the ControlPlane to load it on an engine with free slots and send the request there.
+/// </summary>
+internal sealed class OverflowOptions
+{
+    /// <summary>Unset: on with the hybrid policy, off with the baselines. False turns it off; true with a baseline is a configuration error.</summary>
+    public bool? Enabled { get; set; }
+
+    /// <summary>Free GPU slots the target must keep beyond the one the adapter takes (so overflow never fills an engine's last slot).</summary>
+    public int FreeSlotHeadroom { get; set; } = 1;
+
+    /// <summary>Targets with more waiting requests than this are not used.</summary>
+    public int MaxQueueDepth { get; set; } = 3;
+
+    /// <summary>How long a request waits for the overflow load before going to the adapter's holder after all.</summary>
+    public TimeSpan Wait { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>After the ControlPlane refuses an (adapter, engine) overflow, it is not asked for that pair again for this long.</summary>
+    public TimeSpan RefusalCooldown { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 internal sealed class LoadOptions

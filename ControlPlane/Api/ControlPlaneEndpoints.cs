@@ -33,9 +33,11 @@ internal static class ControlPlaneEndpoints
         app.MapGet("/v1/adapters", (string? baseModel, RoutingTableStore routes) => Proto(RouterQueries.ListAvailable(routes.Current, baseModel)));
         app.MapGet("/v1/adapters/{name}/pods", (string name, RoutingTableStore routes) =>
             RouterQueries.PodsFor(routes.Current, name) is { } pods ? Proto(pods) : Problem(404, "NotFound", $"no adapter named '{name}' is declared."));
-        app.MapPost("/v1/adapters/{name}/load", async (string name, Reconciler reconciler, CancellationToken ct) =>
+        app.MapPost("/v1/adapters/{name}/load", async (string name, string? engine, Reconciler reconciler, CancellationToken ct) =>
         {
-            var response = await reconciler.RequestLoadAsync(name, ct);
+            var response = string.IsNullOrEmpty(engine)
+                ? await reconciler.RequestLoadAsync(name, ct)
+                : await reconciler.RequestOverflowAsync(name, engine, ct);
             var code = response.Accepted ? StatusCodes.Status202Accepted : response.Reason == "NotFound" ? StatusCodes.Status404NotFound : StatusCodes.Status409Conflict;
             return Results.Text(ProtoJson.Format(response), "application/json", statusCode: code);
         });
@@ -105,6 +107,11 @@ internal static class ControlPlaneEndpoints
             name = o.Key,
             resource = o.Value.Resource.Key,
             engines = model.Plan.EnginesFor(o.Key),
+            overflow = model.OverflowEngines(o.Key).Select(e => new
+            {
+                engine = e,
+                expires = model.Overflows.FirstOrDefault(g => g.Adapter == o.Key && g.Engine == e)?.Expires,
+            }),
             shortfall = model.Plan.Shortfalls.TryGetValue(o.Key, out var s) ? new { reason = s.Reason, message = s.Message } : null,
         }),
     };

@@ -23,6 +23,9 @@ internal sealed record ResourceState(
 }
 
 /// <summary>The picture one reconcile built, decided on and recorded: what the read APIs answer from.</summary>
+/// <param name="Plan">The solver's plan with the overflow grants applied: what engines were told to hold.</param>
+/// <param name="Overflows">The unexpired overflow grants this pass considered (applied or not).</param>
+/// <param name="Solved">The solver's own plan, before overflow grants: what placement decided.</param>
 internal sealed record ReconcileModel(
     long Sequence,
     DateTimeOffset At,
@@ -32,10 +35,17 @@ internal sealed record ReconcileModel(
     Plan Plan,
     IReadOnlyList<EngineView> Engines,
     IReadOnlyList<EngineSnapshot> PlacedEngines,
-    IReadOnlyList<DeclarationProblem> Problems)
+    IReadOnlyList<DeclarationProblem> Problems,
+    IReadOnlyList<OverflowGrant> Overflows,
+    Plan Solved)
 {
+    private static readonly Plan NoPlan =
+        new(new Dictionary<string, IReadOnlyList<string>>(), new Dictionary<string, IReadOnlyList<string>>(), new Dictionary<string, Shortfall>(), []);
+
     public static readonly ReconcileModel Empty = new(0, DateTimeOffset.MinValue, [],
-        new Dictionary<string, (ResourceState, DiscoveredAdapter)>(), new Dictionary<string, AdapterDemand>(),
-        new Plan(new Dictionary<string, IReadOnlyList<string>>(), new Dictionary<string, IReadOnlyList<string>>(), new Dictionary<string, Shortfall>(), []),
-        [], [], []);
+        new Dictionary<string, (ResourceState, DiscoveredAdapter)>(), new Dictionary<string, AdapterDemand>(), NoPlan, [], [], [], [], NoPlan);
+
+    /// <summary>Engines holding <paramref name="adapter"/> only through an overflow grant.</summary>
+    public IEnumerable<string> OverflowEngines(string adapter) =>
+        Plan.EnginesFor(adapter).Where(e => !Solved.EnginesFor(adapter).Contains(e, StringComparer.Ordinal));
 }

@@ -36,6 +36,8 @@ internal sealed partial class Reconciler : BackgroundService
     private readonly Dictionary<string, DiscoveryEntry> _discoveries = new(StringComparer.Ordinal);
     // On-demand adapters a gateway asked for, with when it last asked (least recently requested is evicted first).
     private readonly Dictionary<string, DateTimeOffset> _requested = new(StringComparer.Ordinal);
+    // Overflow loads gateways asked for, by (adapter, engine); applied over each solved plan until they expire.
+    private readonly Dictionary<(string Adapter, string Engine), OverflowGrant> _grants = [];
     private readonly Lock _requestGate = new();
     private readonly Dictionary<string, LoraAdapterStatus> _previous = new(StringComparer.Ordinal);
     private volatile ReconcileModel _model = ReconcileModel.Empty;
@@ -120,13 +122,7 @@ internal sealed partial class Reconciler : BackgroundService
     public async Task<RequestLoadResponse> RequestLoadAsync(string name, CancellationToken cancellationToken)
     {
         var model = _model;
-        if (!model.Owners.TryGetValue(name, out var owner))
-        {
-            var conflicted = model.Resources.SelectMany(r => r.Conflicts.Select(c => (r, c))).FirstOrDefault(x => x.c.Name == name);
-            return conflicted.c is not null
-                ? Refuse(LoraAdapterReasons.NameConflict, conflicted.c.Message)
-                : Refuse("NotFound", $"no LoraAdapter declares an adapter named '{name}'.");
-        }
+        if (!model.Owners.TryGetValue(name, out var owner)) return Undeclared(model, name);
         // Only the leader drives sidecars: a follower could place the adapter but never load it.
         if (!_leadership.IsLeader && model.Plan.EnginesFor(name).Count == 0)
             return Refuse("NotLeader", $"this control plane replica does not lead (leader: {_leadership.Leader ?? "unknown"}); retry, or reach the leader.");
@@ -179,6 +175,104 @@ internal sealed partial class Reconciler : BackgroundService
         }
     }
 
+    private static RequestLoadResponse Undeclared(ReconcileModel model, string name)
+    {
+        var conflicted = model.Resources.SelectMany(r => r.Conflicts.Select(c => (r, c))).FirstOrDefault(x => x.c.Name == name);
+        return conflicted.c is not null
+            ? Refuse(LoraAdapterReasons.NameConflict, conflicted.c.Message)
+            : Refuse("NotFound", $"no LoraAdapter declares an adapter named '{name}'.");
+    }
+
+    /// <summary>
+    /// A gateway's overflow load: every engine holding <paramref name="name"/> has its GPU slots taken and
+    /// <paramref name="engine"/> has free ones. Validated against the last pass, recorded as a grant for
+    /// <c>ControlPlane:Overflow:GrantTtl</c> (asking again renews it), applied by the next pass through
+    /// <see cref="OverflowGrants.Apply"/>; the answer says whether that pass put it in the engine's desired set.
+    /// </summary>
+    public async Task<RequestLoadResponse> RequestOverflowAsync(string name, string engine, CancellationToken cancellationToken)
+    {
+        var response = await DecideOverflowAsync(name, engine, cancellationToken);
+        ControlPlaneTelemetry.OverflowRequests.Add(1, new KeyValuePair<string, object?>("reason", response.Reason));
+        if (response.Accepted) LogOverflow(_logger, name, engine, response.Reason);
+        else LogOverflowRefused(_logger, name, engine, response.Reason, response.Message);
+        return response;
+    }
+
+    private async Task<RequestLoadResponse> DecideOverflowAsync(string name, string engine, CancellationToken cancellationToken)
+    {
+        var model = _model;
+        if (!model.Owners.ContainsKey(name)) return Undeclared(model, name);
+        // Only the leader drives sidecars: a follower's grant would never reach an engine.
+        if (!_leadership.IsLeader)
+            return Refuse("NotLeader", $"this control plane replica does not lead (leader: {_leadership.Leader ?? "unknown"}); retry, or reach the leader.");
+        if (!_options.Overflow.Enabled)
+            return Refuse(OverflowReasons.Disabled, "overflow loads are turned off (ControlPlane:Overflow:Enabled is false).");
+        var grant = new OverflowGrant(name, engine, _time.GetUtcNow() + _options.Overflow.GrantTtl);
+        if (model.Plan.EnginesFor(name).Contains(engine, StringComparer.Ordinal))
+        {
+            lock (_requestGate)
+                if (_grants.ContainsKey((name, engine))) _grants[(name, engine)] = grant;
+            return new RequestLoadResponse { Accepted = true, Reason = OverflowReasons.AlreadyPlaced, Message = $"'{name}' is already placed on {engine}." };
+        }
+        if (OverflowRefusalFor(model, name, engine) is { } refusal) return Refuse(refusal.Reason, refusal.Message);
+
+        Task<ReconcileModel> done;
+        lock (_requestGate)
+        {
+            _grants[(name, engine)] = grant;
+            done = _reconciled.Task;
+        }
+        Wake();
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(TimeSpan.FromSeconds(10));
+        try
+        {
+            // The pass running when the grant was recorded may have started without it; the one after it did not.
+            var after = await done.WaitAsync(timeout.Token);
+            if (!after.Overflows.Any(g => g.Adapter == name && g.Engine == engine && g.Expires >= grant.Expires))
+            {
+                lock (_requestGate) done = _reconciled.Task;
+                Wake();
+                after = await done.WaitAsync(timeout.Token);
+            }
+            if (after.Plan.EnginesFor(name).Contains(engine, StringComparer.Ordinal))
+                return new RequestLoadResponse
+                {
+                    Accepted = true, Reason = OverflowReasons.Granted,
+                    Message = $"'{name}' is being loaded on {engine} as an overflow replica until {grant.Expires:O}.",
+                };
+            // Not applied (the engine filled up in between): forget it, or it would appear later, unasked for.
+            ForgetGrant(grant);
+            var why = OverflowRefusalFor(after, name, engine);
+            return Refuse(why?.Reason ?? "NotApplied", why?.Message ?? $"the next pass did not add '{name}' to {engine} (the grant expired before it ran, or the engine changed).");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The grant stays: a pass applies it when it runs, and it expires like any other.
+            return Refuse("Timeout", $"the overflow load of '{name}' on {engine} was not decided within 10 s; it stays granted until {grant.Expires:O}.");
+        }
+    }
+
+    private void ForgetGrant(OverflowGrant grant)
+    {
+        lock (_requestGate)
+            if (_grants.TryGetValue((grant.Adapter, grant.Engine), out var current) && current == grant) _grants.Remove((grant.Adapter, grant.Engine));
+    }
+
+    /// <summary>Why the last pass's picture does not allow an overflow of <paramref name="name"/> on <paramref name="engine"/>.</summary>
+    private OverflowRefusal? OverflowRefusalFor(ReconcileModel model, string name, string engine)
+    {
+        var view = model.Engines.FirstOrDefault(v => v.Endpoint.Name == engine);
+        if (view is null)
+            return new(OverflowReasons.UnknownEngine, $"no engine named '{engine}' is known (engines: {string.Join(", ", model.Engines.Select(v => v.Endpoint.Name))}).");
+        var placed = model.PlacedEngines.FirstOrDefault(e => e.Name == engine);
+        if (!view.Connected || view.Load?.Healthy == false || placed is null)
+            return new(OverflowReasons.EngineUnavailable, $"engine '{engine}' is not connected and healthy ({view.LastError ?? (view.Connected ? "unhealthy" : "not connected")}).");
+        if (!model.Demands.TryGetValue(name, out var demand))
+            return new(OverflowReasons.NotPlaced, $"'{name}' loads on demand and is placed nowhere: a RequestLoad without an engine (cold start) comes first.");
+        return OverflowGrants.Check(model.Plan, placed, demand, model.Demands, _options.Overflow.ExtraSlotsPerEngine);
+    }
+
     /// <summary>
     /// What-if runs of the same solver on the solved cluster: which least-recently-requested on-demand
     /// adapters, if dropped, let <paramref name="name"/> be placed? Null when none would.
@@ -190,7 +284,8 @@ internal sealed partial class Reconciler : BackgroundService
             candidates = [.. _requested
                 .Where(r => r.Key != name && model.Owners.TryGetValue(r.Key, out var o) && !o.Resource.LoadOnStartup && model.Plan.EnginesFor(r.Key).Count > 0)
                 .OrderBy(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).Select(r => r.Key)];
-        var cluster = model.Plan.Apply(new ClusterSnapshot(model.PlacedEngines));
+        // The solved cluster as the solver left it: overflow replicas are not placement's.
+        var cluster = model.Solved.Apply(new ClusterSnapshot(model.PlacedEngines));
         for (var k = 1; k <= Math.Min(candidates.Count, 16); k++)
         {
             var dropped = candidates.Take(k).ToHashSet(StringComparer.Ordinal);
@@ -314,6 +409,19 @@ internal sealed partial class Reconciler : BackgroundService
             _lastPlan = plan;
         }
 
+        // Overflow grants over the solved plan; _lastPlan stays the solver's own, so the next solve never
+        // mistakes an overflow replica for placement (see OverflowGrants).
+        OverflowGrant[] grants;
+        lock (_requestGate)
+        {
+            foreach (var key in _grants.Where(g => g.Value.Expires <= now || !owners.ContainsKey(g.Key.Adapter) || !views.ContainsKey(g.Key.Engine))
+                         .Select(g => g.Key).ToList())
+                _grants.Remove(key);
+            grants = [.. _grants.Values];
+        }
+        var solved = plan;
+        plan = OverflowGrants.Apply(plan, new ClusterSnapshot(placed), [.. demands.Values], grants, now, _options.Overflow.ExtraSlotsPerEngine);
+
         // After a (re)start, act only once every engine has reported what it holds (or the grace period
         // is over): placing on the first engines to answer would move adapters that are already loaded
         // elsewhere, i.e. duplicate loads and churn.
@@ -337,7 +445,7 @@ internal sealed partial class Reconciler : BackgroundService
         _backoff.Retain(owners.Keys.ToHashSet(StringComparer.Ordinal), views.Keys.ToHashSet(StringComparer.Ordinal));
 
         // Record: status for every object, the routing table for gateways.
-        var model = new ReconcileModel(++_sequence, now, resources, owners, demands, plan, [.. views.Values], placed, home.Problems);
+        var model = new ReconcileModel(++_sequence, now, resources, owners, demands, plan, [.. views.Values], placed, home.Problems, grants, solved);
         var written = new List<LoraAdapter>();
         var nowUtc = now.UtcDateTime;
         foreach (var r in resources)
@@ -370,6 +478,7 @@ internal sealed partial class Reconciler : BackgroundService
         if (!enginesSynced && _startedAt.Value + _options.EngineGracePeriod < next) next = _startedAt.Value + _options.EngineGracePeriod;
         foreach (var due in _discoveries.Values.Select(d => d.ValidUntil)) if (due < next) next = due;
         if (_backoff.NextDue(now) is { } retry && retry < next) next = retry;
+        foreach (var g in grants) if (g.Expires < next) next = g.Expires;
         foreach (var v in views.Values)
         {
             if (v.NextEnsureAttempt is { } e && e < next) next = e;
@@ -475,6 +584,12 @@ internal sealed partial class Reconciler : BackgroundService
 
     [LoggerMessage(EventId = 305, Level = LogLevel.Information, Message = "Evicting on-demand adapter(s) {Victims} to make room for requested {Adapter}")]
     private static partial void LogEvicted(ILogger logger, string victims, string adapter);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Overflow load of {Adapter} on {Engine}: {Reason}")]
+    private static partial void LogOverflow(ILogger logger, string adapter, string engine, string reason);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Debug, Message = "Overflow load of {Adapter} on {Engine} refused ({Reason}): {Message}")]
+    private static partial void LogOverflowRefused(ILogger logger, string adapter, string engine, string reason, string message);
 
     [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "LoraAdapter {Key}: source unavailable: {Message}")]
     private static partial void LogSourceUnavailable(ILogger logger, string key, string message);

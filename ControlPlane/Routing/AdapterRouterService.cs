@@ -57,7 +57,9 @@ internal sealed partial class AdapterRouterService(RoutingTableStore routes, Rec
     {
         if (string.IsNullOrEmpty(request.Name))
             throw new RpcException(new Status(StatusCode.InvalidArgument, "name is required."));
-        return await reconciler.RequestLoadAsync(request.Name, context.CancellationToken);
+        return string.IsNullOrEmpty(request.Engine)
+            ? await reconciler.RequestLoadAsync(request.Name, context.CancellationToken)
+            : await reconciler.RequestOverflowAsync(request.Name, request.Engine, context.CancellationToken);
     }
 
     public override Task<DemandReportAck> ReportDemand(DemandReport request, ServerCallContext context)

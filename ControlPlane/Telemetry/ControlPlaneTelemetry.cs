@@ -16,5 +16,6 @@ internal static class ControlPlaneTelemetry
     public static readonly Histogram<double> SolveDuration = Meter.CreateHistogram<double>("hybridserving.controlplane.placement.duration", "s", "Duration of one placement solve.");
     public static readonly Counter<long> EnsureCalls = Meter.CreateCounter<long>("hybridserving.controlplane.sidecar.ensure_calls", description: "EnsureAdapters calls to sidecars, by result.");
     public static readonly Counter<long> LoadFailures = Meter.CreateCounter<long>("hybridserving.controlplane.load_failures", description: "Adapter load failures reported by sidecars (each starts or extends a backoff).");
+    public static readonly Counter<long> OverflowRequests = Meter.CreateCounter<long>("hybridserving.controlplane.overflow_requests", description: "RequestLoad calls naming an engine (overflow loads), by reason of the answer.");
     public static readonly Counter<long> Preemptions = Meter.CreateCounter<long>("hybridserving.controlplane.preemptions", description: "Adapters evicted for higher-priority ones.");
 }

@@ -83,6 +83,8 @@ internal sealed partial class ColdStartCoordinator(
                 var changed = routes.WaitForChangeAsync(snapshot, token);
                 if (load is not null && !load.IsCompleted) await Task.WhenAny(changed, load).WaitAsync(token);
                 else await changed;
+                // WhenAny also completes on a cancelled wait: end here rather than spin until the load answers.
+                token.ThrowIfCancellationRequested();
                 snapshot = routes.Current;
             }
         }

@@ -26,6 +26,7 @@ internal sealed partial class InferenceEndpoint(
     EndpointRouter router,
     ModelAliases aliases,
     ColdStartCoordinator coldStarts,
+    OverflowCoordinator overflows,
     RequestRateLimits rateLimits,
     DemandCounter demand,
     EngineForwarder forwarder,
@@ -132,7 +133,11 @@ internal sealed partial class InferenceEndpoint(
         {
             snapshot = routes.Current;
             var current = snapshot.Resolve(model.Model) ?? model;
-            var decision = router.Pick(snapshot, current, tried);
+            var pick = router.BuildRequest(snapshot, current, tried);
+            var decision = router.Pick(pick);
+            if (attempt == 1 && current.Adapter is not null && overflows.IsEnabledFor(router.Policy)
+                && OverflowAdvisor.Advise(pick, decision, o.Picking.Overflow, overflows.Pending) is { } overflowTarget)
+                decision = await OverflowAsync(current, overflowTarget.Name, tried, activity, context.RequestAborted) ?? decision;
             if (decision.Chosen is null && decision.Reason == PickReasons.NotLoaded && current.Adapter is not null && attempt == 1)
             {
                 var cold = await coldStarts.WaitAsync(current.Adapter.Name, s => router.Pick(s, s.Resolve(model.Model) ?? current, tried), context.RequestAborted);
@@ -214,6 +219,25 @@ internal sealed partial class InferenceEndpoint(
             TimeSpan.FromSeconds(o.ColdStart.RetryAfterSeconds));
     }
 
+    /// <summary>
+    /// Every holder of the adapter is slot-bound and <paramref name="target"/> has free GPU slots: have the
+    /// adapter loaded there and route to it through the pipeline (restricted to that engine, so the hard
+    /// filters still decide). Falls back to a fresh pick among the holders; null keeps the caller's decision.
+    /// </summary>
+    private async Task<PickDecision?> OverflowAsync(ResolvedModel model, string target, IReadOnlySet<string> tried, Activity? activity, CancellationToken cancellationToken)
+    {
+        var result = await overflows.TryAsync(model.Adapter!.Name, target,
+            s => router.Pick(router.BuildRequest(s, s.Resolve(model.Model) ?? model, tried, only: target)), cancellationToken);
+        activity?.SetTag("hybridserving.overflow", OverflowCoordinator.OutcomeName(result.Outcome));
+        activity?.SetTag("hybridserving.overflow_engine", target);
+        if (result.Decision is { Chosen: not null } served) return served with { Reason = PickReasons.Overflow };
+        LogOverflowFellBack(model.Model, target, result.Message);
+        if (result.Outcome == OverflowOutcome.CoolingDown) return null;
+        // Time has passed: pick again on the newest table.
+        var snapshot = routes.Current;
+        return router.Pick(snapshot, snapshot.Resolve(model.Model) ?? model, tried);
+    }
+
     /// <summary>Session header, else the body's <c>user</c>, else the tenant: the most specific key the client gave.</summary>
     private string StickyKey(HttpContext context, ModelFieldResult field, Tenant tenant)
     {
@@ -226,6 +250,9 @@ internal sealed partial class InferenceEndpoint(
 
     [LoggerMessage(EventId = 501, Level = LogLevel.Warning, Message = "Connecting to engine {Engine} failed (attempt {Attempt}): {Reason}")]
     private partial void LogConnectFailed(string engine, int attempt, string reason);
+
+    [LoggerMessage(EventId = 503, Level = LogLevel.Debug, Message = "Overflow of {Model} to engine {Engine} not used ({Reason}); routing to a holder.")]
+    private partial void LogOverflowFellBack(string model, string engine, string reason);
 
     [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Forwarding to engine {Engine} failed: {Error} {Reason}")]
     private partial void LogForwardFailed(string engine, Yarp.ReverseProxy.Forwarder.ForwarderError error, string reason);

@@ -30,6 +30,9 @@ internal sealed class GatewayTelemetry : IDisposable
         ColdStarts = _meter.CreateCounter<long>("cold_starts", "{cold_start}", "Requests that found their adapter loaded nowhere, by outcome.");
         ColdStartWait = _meter.CreateHistogram<double>("cold_start.wait", "s", "How long requests waited for a cold adapter.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
+        Overflows = _meter.CreateCounter<long>("overflows", "{overflow}", "Requests whose adapter's holders were all slot-bound and that tried an overflow load, by outcome.");
+        OverflowWait = _meter.CreateHistogram<double>("overflow.wait", "s", "How long requests waited for an overflow load (served there or not).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         Tokens = _meter.CreateCounter<long>("tokens", "{token}", "Prompt and completion tokens engines reported, by model, tenant and kind.");
         Retries = _meter.CreateCounter<long>("retries", "{retry}", "Requests retried on another engine after a connection failure.");
     }
@@ -42,6 +45,8 @@ internal sealed class GatewayTelemetry : IDisposable
     public Counter<long> Decisions { get; }
     public Counter<long> ColdStarts { get; }
     public Histogram<double> ColdStartWait { get; }
+    public Counter<long> Overflows { get; }
+    public Histogram<double> OverflowWait { get; }
     public Counter<long> Retries { get; }
     public Counter<long> Tokens { get; }
 

@@ -53,4 +53,6 @@ internal static class PickReasons
     public const string FreeSlot = "free-slot";
     /// <summary>The adapter is loaded (host memory) but the engine must swap it in.</summary>
     public const string Loaded = "loaded";
+    /// <summary>Every holder's GPU slots were taken: the adapter was loaded on the chosen engine for this request (overflow load).</summary>
+    public const string Overflow = "overflow";
 }

@@ -22,14 +22,17 @@ internal sealed class EndpointRouter(
     public PickDecision Pick(RoutingSnapshot snapshot, ResolvedModel model, IReadOnlySet<string> excluded) =>
         pipeline.Pick(BuildRequest(snapshot, model, excluded));
 
-    public PickRequest BuildRequest(RoutingSnapshot snapshot, ResolvedModel model, IReadOnlySet<string> excluded)
+    public PickDecision Pick(PickRequest request) => pipeline.Pick(request);
+
+    /// <param name="only">When set, the one engine the request may go to (an overflow target); every filter still applies.</param>
+    public PickRequest BuildRequest(RoutingSnapshot snapshot, ResolvedModel model, IReadOnlySet<string> excluded, string? only = null)
     {
         var now = time.GetUtcNow();
         var maxAge = options.Value.Picking.MaxLoadAge;
         var candidates = new List<Candidate>();
         foreach (var engine in snapshot.Engines.Values)
         {
-            if (!engine.BaseModels.Contains(model.BaseModel)) continue;
+            if (!engine.BaseModels.Contains(model.BaseModel) || only is not null && engine.Name != only) continue;
             var residency = model.Adapter is null ? Residency.Loaded
                 : model.Adapter.Endpoints.TryGetValue(engine.Name, out var r) ? r : Residency.Unspecified;
             var scraped = loads.Scraped(engine.Name);

@@ -12,6 +12,8 @@ public sealed class ConfigurationTests
     [InlineData("ControlPlane:Home", "Cloud", "ControlPlane:Home 'Cloud'")]
     [InlineData("ControlPlane:DemandWindow", "00:00:00", "ControlPlane:DemandWindow must be positive.")]
     [InlineData("ControlPlane:RatePerReplica", "0", "ControlPlane:RatePerReplica '0' must be a positive number")]
+    [InlineData("ControlPlane:Overflow:GrantTtl", "00:00:00", "ControlPlane:Overflow:GrantTtl '00:00:00' must be positive.")]
+    [InlineData("ControlPlane:Overflow:ExtraSlotsPerEngine", "-1", "ControlPlane:Overflow:ExtraSlotsPerEngine -1 must be >= 0")]
     public async Task Bad_configuration_stops_startup_naming_the_key(string key, string value, string expected)
     {
         using var dir = new TempDirectory("cfg");

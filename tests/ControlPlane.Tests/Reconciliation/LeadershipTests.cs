@@ -34,7 +34,7 @@ public sealed class LeadershipTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_follower_routes_what_the_sidecars_report_but_sends_no_desired_set_and_refuses_cold_loads()
+    public async Task A_follower_routes_what_the_sidecars_report_but_sends_no_desired_set_and_refuses_cold_and_overflow_loads()
     {
         var manifests = _dir.Combine("manifests");
         Manifests.Write(manifests, "support.yaml", Manifests.Adapter("support", "./adapters", adapters: ["support-en"]));
@@ -57,6 +57,8 @@ public sealed class LeadershipTests : IAsyncLifetime
         Assert.False(refused.Accepted);
         Assert.Equal("NotLeader", refused.Reason);
         Assert.Contains("controlplane-0", refused.Message);
+        var overflow = await router.RequestLoadAsync(new RequestLoadRequest { Name = "support-en", Engine = "engine-0" });
+        Assert.Equal((false, "NotLeader"), (overflow.Accepted, overflow.Reason));
         Assert.Empty(_sidecar.EnsureCalls);
     }
 }
