@@ -215,6 +215,9 @@ public sealed class EngineModel
             {
                 var request = node.Value;
                 var next = node.Next;
+                // A real-time driver can plan a step that began before the newest arrivals (see
+                // RealTimeEngineDriver): they join the next one. The queue is in arrival order.
+                if (request.ArrivalTime > now) break;
                 if (request.Adapter is not null && !_residency.CanAdmit(request.Adapter, active))
                 {
                     // Its adapter cannot join this batch: skip it, it keeps its place at the front.

@@ -90,10 +90,24 @@ public sealed class RealTimeEngineDriver : BackgroundService
     {
         // Yield so host start-up is not held by the loop.
         await Task.Yield();
+        // A step that follows another back to back starts where that one ended in model time, not
+        // at the clock's "now": timers fire late (whole milliseconds, thread-pool delay), and that
+        // lateness must not become idle model time before every step. Aiming each wait at an
+        // absolute instant lets the chain catch up with the clock by running steps without waiting.
+        DateTimeOffset? previousEnd = null;
         while (!stoppingToken.IsCancellationRequested)
         {
-            StepPlan? plan;
-            lock (_gate) plan = Model.HasWork ? Model.BeginStep(ModelNowLocked()) : null;
+            StepPlan? plan = null;
+            lock (_gate)
+            {
+                if (Model.HasWork)
+                {
+                    plan = Model.BeginStep(previousEnd ?? ModelNowLocked());
+                    // Only requests that arrived after the previous step ended are waiting: start when they came.
+                    if (plan is null && previousEnd is not null) plan = Model.BeginStep(ModelNowLocked());
+                }
+            }
+            previousEnd = null;
             if (plan is null)
             {
                 try { await _signal.WaitAsync(stoppingToken).ConfigureAwait(false); }
@@ -123,6 +137,7 @@ public sealed class RealTimeEngineDriver : BackgroundService
             {
                 Model.CompleteStep(plan);
                 if (plan.End > _lastModelTime) _lastModelTime = plan.End;
+                previousEnd = plan.End;
             }
         }
     }

@@ -19,6 +19,25 @@ public sealed class EngineModelTests
     private static void Step(VirtualEngineDriver d) => d.AdvanceTo(d.NextEventTime ?? throw new InvalidOperationException("idle"));
 
     [Fact]
+    public void A_step_planned_before_a_request_arrived_leaves_it_for_the_next_step()
+    {
+        // A real-time driver chains steps in model time and can plan one that began before the newest arrival.
+        var model = new EngineModel(new EngineModelOptions(), PerformanceProfile.H100Llama3_8B, T0);
+        var early = Request("early", null);
+        var late = Request("late", null);
+        model.Submit(early, T0);
+        model.Submit(late, T0.AddMilliseconds(20));
+
+        var step = model.BeginStep(T0.AddMilliseconds(10))!;
+        Assert.Equal([early], step.Scheduled.Select(s => s.Request));
+        model.CompleteStep(step);
+
+        var next = model.BeginStep(T0.AddMilliseconds(20))!;
+        Assert.Contains(late, next.Scheduled.Select(s => s.Request));
+        Assert.Equal(T0.AddMilliseconds(20), late.FirstScheduledTime);
+    }
+
+    [Fact]
     public void Slot_contention_shows_as_waiting_requests_and_waiting_lora_adapters()
     {
         var d = Driver(maxLoras: 1);

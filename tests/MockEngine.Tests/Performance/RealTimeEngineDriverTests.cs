@@ -49,4 +49,35 @@ public sealed class RealTimeEngineDriverTests
         Assert.Equal(RequestState.Finished, request.State);
         await driver.StopAsync(CancellationToken.None);
     }
+    [Fact]
+    public async Task Late_timers_do_not_stretch_model_time_between_back_to_back_steps()
+    {
+        // Timers round up to whole milliseconds, so even the punctual run fires up to 1 ms late.
+        var punctual = await FinishOneRequest(TimeSpan.FromMilliseconds(1));
+        // 4 ms of wall time late is 16 ms of model time at 4x: more than two decode steps.
+        var late = await FinishOneRequest(TimeSpan.FromMilliseconds(4));
+        Assert.Equal(punctual, late);
+    }
+
+    /// <summary>Model time from submit to finish of one request when every timer fires <paramref name="lateness"/> late.</summary>
+    private static async Task<TimeSpan> FinishOneRequest(TimeSpan lateness)
+    {
+        var start = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var time = new FakeTimeProvider(start);
+        const double timeScale = 4;
+        using var driver = new RealTimeEngineDriver(new EngineModelOptions(), PerformanceProfile.H100Llama3_8B, time, timeScale);
+        await driver.StartAsync(CancellationToken.None);
+        var request = new ModelRequest("r", null, 1000, 40);
+        driver.Submit(request);
+        while (true)
+        {
+            await WaitFor(() => driver.IsSleeping || request.State == RequestState.Finished);
+            if (request.State == RequestState.Finished) break;
+            var step = driver.Read(m => m.CurrentStep)!;
+            time.Advance(start + (step.End - start) / timeScale - time.GetUtcNow() + lateness);
+            await WaitFor(() => request.State == RequestState.Finished || !ReferenceEquals(driver.Read(m => m.CurrentStep), step));
+        }
+        await driver.StopAsync(CancellationToken.None);
+        return request.FinishTime!.Value - request.ArrivalTime;
+    }
 }
