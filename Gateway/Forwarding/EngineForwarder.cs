@@ -12,6 +12,9 @@ internal sealed record ForwardAttempt(ForwarderError Error, bool CanRetry, int? 
 {
     /// <summary>The engine broke off its response (it crashed or was killed mid-stream).</summary>
     public bool EngineFailed { get; init; }
+
+    /// <summary>The engine does not have the adapter (404, held back): nothing reached the client, another holder may serve.</summary>
+    public bool ModelNotFound { get; init; }
 }
 
 /// <summary>Sends a buffered request to one engine with YARP's <see cref="IHttpForwarder"/>.</summary>
@@ -40,13 +43,14 @@ internal sealed class EngineForwarder : IDisposable
         _config = new ForwarderRequestConfig { ActivityTimeout = _options.ActivityTimeout };
     }
 
-    public async Task<ForwardAttempt> ForwardAsync(HttpContext context, EngineRoute engine, RequestBody body)
+    /// <param name="holdBackNotFound">Another engine holds the adapter: an answer of 404 from this one is not passed on (see <see cref="ForwardAttempt.ModelNotFound"/>).</param>
+    public async Task<ForwardAttempt> ForwardAsync(HttpContext context, EngineRoute engine, RequestBody body, bool holdBackNotFound = false)
     {
         // Each attempt reads the buffered bytes from the start; the client's body was consumed once.
         context.Request.Body = body.OpenRead();
         context.Request.ContentLength = body.Length;
         context.Request.Headers.TransferEncoding = default;
-        var transformer = new EngineTransformer(engine.Name, _options.EngineHeader, _options.EngineApiKey);
+        var transformer = new EngineTransformer(engine.Name, _options.EngineHeader, _options.EngineApiKey, holdBackNotFound);
         var deferred = DeferredAbort.Install(context);
         ForwarderError error;
         try
@@ -56,6 +60,13 @@ internal sealed class EngineForwarder : IDisposable
         finally
         {
             deferred.Uninstall();
+        }
+        if (error == ForwarderError.None && transformer.ModelNotFound && !context.Response.HasStarted)
+        {
+            // YARP copied the 404 status before asking the transformer: start clean for the next engine.
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.Headers.Clear();
+            return new ForwardAttempt(error, false, 404, null, null) { ModelNotFound = true };
         }
         if (error == ForwarderError.None)
             return new ForwardAttempt(error, false, transformer.UpstreamStatus, transformer.UpstreamRetryAfter, null);

@@ -7,13 +7,20 @@ namespace HybridServing.Gateway.Forwarding;
 /// Per-request YARP transform: the client's gateway key never reaches the engine (the engine's own
 /// key replaces it when configured), and the response names the engine that served.
 /// </summary>
-internal sealed class EngineTransformer(string engine, string? engineHeader, string? engineApiKey) : HttpTransformer
+/// <param name="holdBackNotFound">
+/// A 404 is not passed to the client but reported as <see cref="ModelNotFound"/>: the request was for an
+/// adapter the routing table shows on another engine too, and this one no longer has it (placement moved it).
+/// </param>
+internal sealed class EngineTransformer(string engine, string? engineHeader, string? engineApiKey, bool holdBackNotFound = false) : HttpTransformer
 {
     /// <summary>The engine's status code, once its response headers arrived.</summary>
     public int? UpstreamStatus { get; private set; }
 
     /// <summary>The engine's Retry-After on 429/503, for passive health.</summary>
     public TimeSpan? UpstreamRetryAfter { get; private set; }
+
+    /// <summary>The engine answered 404 and it was held back (nothing of it reached the client).</summary>
+    public bool ModelNotFound { get; private set; }
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -23,6 +30,13 @@ internal sealed class EngineTransformer(string engine, string? engineHeader, str
 
     public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
+        if (holdBackNotFound && proxyResponse?.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            // Headers not copied, body skipped: the caller resets the status and tries a holder that has it.
+            UpstreamStatus = 404;
+            ModelNotFound = true;
+            return false;
+        }
         var proceed = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
         if (proxyResponse is not null)
         {

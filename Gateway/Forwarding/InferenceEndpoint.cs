@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using HybridServing.Contracts.ControlPlane;
 using HybridServing.Gateway.ColdStarts;
 using HybridServing.Gateway.Demand;
 using HybridServing.Gateway.Health;
@@ -171,21 +172,31 @@ internal sealed partial class InferenceEndpoint(
 
             activity?.SetTag("hybridserving.engine", chosen.Name);
             tried.Add(chosen.Name);
-            if (attempt > 1) telemetry.Retries.Add(1, new KeyValuePair<string, object?>("model", labels.Model));
+            if (attempt > 1)
+                telemetry.Retries.Add(1, new("model", labels.Model), new("reason", last?.ModelNotFound == true ? "adapter-missing" : "connect-failed"));
             var responseBody = context.Response.Body;
             using var tap = new ResponseTap(responseBody, () =>
                 telemetry.TimeToFirstByte.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("model", labels.Model)));
             context.Response.Body = tap;
+            // Placement may have just moved the adapter off the chosen engine (the routing table lags by a
+            // moment): its 404 is then held back and another holder tried.
+            var holdBackNotFound = current.Adapter is not null && attempt < Math.Max(1, o.MaxAttempts)
+                && pick.Candidates.Any(c => c.Residency == Residency.Loaded && c.Name != chosen.Name && !tried.Contains(c.Name) && c.Engine.Healthy && !c.Ejected);
             try
             {
                 using (loads.Begin(chosen.Name))
-                    last = await forwarder.ForwardAsync(context, chosen.Engine, forwardBody);
+                    last = await forwarder.ForwardAsync(context, chosen.Engine, forwardBody, holdBackNotFound);
             }
             finally
             {
                 context.Response.Body = responseBody;
             }
 
+            if (last.ModelNotFound)
+            {
+                LogAdapterMissing(chosen.Name, current.Adapter!.Name);
+                continue;
+            }
             if (last.CanRetry)
             {
                 health.ReportFailure(chosen.Name);
@@ -253,6 +264,9 @@ internal sealed partial class InferenceEndpoint(
 
     [LoggerMessage(EventId = 503, Level = LogLevel.Debug, Message = "Overflow of {Model} to engine {Engine} not used ({Reason}); routing to a holder.")]
     private partial void LogOverflowFellBack(string model, string engine, string reason);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Information, Message = "Engine {Engine} answered 404 for adapter {Adapter} the routing table still shows there; trying another holder.")]
+    private partial void LogAdapterMissing(string engine, string adapter);
 
     [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Forwarding to engine {Engine} failed: {Error} {Reason}")]
     private partial void LogForwardFailed(string engine, Yarp.ReverseProxy.Forwarder.ForwarderError error, string reason);

@@ -41,6 +41,53 @@ public sealed class ResilienceTests
         Assert.True(gw.Services.GetRequiredService<PassiveHealth>().IsEjected("a-dead"));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_404_from_an_engine_that_no_longer_has_the_adapter_is_retried_on_another_holder(bool stream)
+    {
+        // The table still shows "sql" on a: placement moved it to b, and a already unloaded it.
+        await using var a = await FakeEngine.StartAsync("a");
+        await using var b = await FakeEngine.StartAsync("b", "sql");
+        await using var cp = await FakeControlPlane.StartAsync(Table(1, [Engine("a", a.Url), Engine("b", b.Url)],
+            Adapter("sql", endpoints: [("a", Residency.Loaded), ("b", Residency.Loaded)])));
+        await using var gw = await GatewayHost.StartAsync(cp.Url, new Dictionary<string, string?>
+        {
+            ["Gateway:Picking:Policy"] = "round-robin",
+            ["Gateway:Load:ScrapeInterval"] = "00:00:00",
+        });
+        await gw.WaitForTableAsync(1);
+
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await gw.Client.SendAsync(gw.Chat("sql", stream));
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("b", response.Headers.GetValues("x-hybridserving-engine").Single());
+            Assert.DoesNotContain("does not exist", text);
+        }
+        // Round robin may send the second request to a as well (the table has not changed): retried again.
+        Assert.InRange(a.Received.Count, 1, 2);
+        Assert.Equal(2, b.Received.Count);
+        // A 404 is an answer, not a failure: the engine stays in service.
+        Assert.False(gw.Services.GetRequiredService<PassiveHealth>().IsEjected("a"));
+    }
+
+    [Fact]
+    public async Task A_404_from_the_only_holder_reaches_the_client_as_the_engine_sent_it()
+    {
+        await using var a = await FakeEngine.StartAsync("a");
+        await using var cp = await FakeControlPlane.StartAsync(Table(1, [Engine("a", a.Url)], Adapter("sql", endpoints: [("a", Residency.Loaded)])));
+        await using var gw = await GatewayHost.StartAsync(cp.Url, new Dictionary<string, string?> { ["Gateway:Load:ScrapeInterval"] = "00:00:00" });
+        await gw.WaitForTableAsync(1);
+
+        using var response = await gw.Client.SendAsync(gw.Chat("sql"));
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal("The model `sql` does not exist.", json.RootElement.GetProperty("error").GetProperty("message").GetString());
+        Assert.Single(a.Received);
+    }
+
     [Fact]
     public async Task An_engine_dying_mid_stream_gives_the_client_an_error_event_and_the_next_request_goes_elsewhere()
     {
