@@ -14,7 +14,7 @@ public sealed class SimulationTests
     [InlineData(PolicyNames.B2)]
     [InlineData(PolicyNames.HybridServing)]
     [InlineData(PolicyNames.BInfinity)]
-    [InlineData(PolicyNames.HybridServingSpill)]
+    [InlineData(PolicyNames.HybridServingNoOverflow)]
     public void Runs_are_deterministic_per_seed(string policy)
     {
         var catalog = new AdapterCatalog(Small);

@@ -33,7 +33,7 @@ internal static class CommandLine
         new("--event-at", "virtual second of the dynamic scenarios' event (default: a quarter into the measured window)", (o, v) => o with { EventAt = Double(v, "--event-at", 0, 100_000) }),
         new("--seed", "random seed; the same seed gives the same results (default 1)", (o, v) => o with { Seed = Int(v, "--seed", int.MinValue, int.MaxValue) }),
         new("--scenario", "comma-separated: steady, flash-crowd, drift, engine-lost, or all (default all)", (o, v) => o with { Scenarios = Choice(v, "--scenario", SimulationOptions.AllScenarios) }),
-        new("--policies", "comma-separated: B0, B1, B2, HybridServing, Binf, HybridServing+spill (a proposed picker change), or all (default all)", (o, v) => o with { Policies = Choice(v, "--policies", SimulationOptions.AllPolicies) }),
+        new("--policies", "comma-separated: B0, B1, B2, HybridServing, Binf, HybridServing-no-overflow (ablation), or all (default all)", (o, v) => o with { Policies = Choice(v, "--policies", SimulationOptions.AllPolicies) }),
         new("--prompt-mean", "mean prompt tokens (default 1000)", (o, v) => o with { PromptMean = Double(v, "--prompt-mean", 1, 100_000) }),
         new("--output-mean", "mean output tokens (default 250)", (o, v) => o with { OutputMean = Double(v, "--output-mean", 2, 100_000) }),
         new("--control-interval", "seconds between the control plane's periodic re-plans (ControlPlane:ResyncInterval; default 30, the product's); it also re-plans when a demand report changes an adapter's replicas", (o, v) => o with { ControlInterval = Double(v, "--control-interval", 0.01, 3600) }),

@@ -13,8 +13,8 @@ internal sealed record RankShare(int Rank, double Share);
 internal sealed record SimulationOptions
 {
     public static readonly IReadOnlyList<string> AllScenarios = [ScenarioNames.Steady, ScenarioNames.FlashCrowd, ScenarioNames.Drift, ScenarioNames.EngineLost];
-    /// <summary>The §1 policies plus one measured proposal (HybridServing+spill, not product behaviour).</summary>
-    public static readonly IReadOnlyList<string> AllPolicies = [PolicyNames.B0, PolicyNames.B1, PolicyNames.B2, PolicyNames.HybridServing, PolicyNames.BInfinity, PolicyNames.HybridServingSpill];
+    /// <summary>The §1 policies plus HybridServing without overflow loads (an ablation of one product feature).</summary>
+    public static readonly IReadOnlyList<string> AllPolicies = [PolicyNames.B0, PolicyNames.B1, PolicyNames.B2, PolicyNames.HybridServing, PolicyNames.BInfinity, PolicyNames.HybridServingNoOverflow];
 
     public int Adapters { get; init; } = 1000;
     public int Engines { get; init; } = 16;
@@ -109,6 +109,6 @@ internal static class PolicyNames
     public const string B2 = "B2";
     public const string HybridServing = "HybridServing";
     public const string BInfinity = "Binf";
-    /// <summary>A proposed picker change measured next to the product (see HybridServingPolicy.SpillIfSlotBound).</summary>
-    public const string HybridServingSpill = "HybridServing+spill";
+    /// <summary>HybridServing with <c>Gateway:Picking:Overflow:Enabled=false</c>: what overflow loads add.</summary>
+    public const string HybridServingNoOverflow = "HybridServing-no-overflow";
 }

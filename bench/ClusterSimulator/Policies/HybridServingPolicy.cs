@@ -1,6 +1,7 @@
 using HybridServing.ClusterSimulator.Cluster;
 using HybridServing.ClusterSimulator.Configuration;
 using HybridServing.ClusterSimulator.Workload;
+using HybridServing.ControlPlane;
 using HybridServing.ControlPlane.Placement;
 using HybridServing.Contracts.ControlPlane;
 using HybridServing.Contracts.Resources;
@@ -19,8 +20,16 @@ namespace HybridServing.ClusterSimulator.Policies;
 /// declared adapters, each carrying its observed rate. The Gateway's hybrid picking pipeline routes
 /// among the engines where the adapter is loaded; an adapter with no holder goes through the cold
 /// start (RequestLoad: the control plane plans again, the request waits for the load).
+/// <para>
+/// Overflow loads as the product does them (on by default with the hybrid policy): when every holder
+/// of the adapter is slot-bound the Gateway's <see cref="OverflowAdvisor"/> names an engine with free
+/// GPU slots; the control plane checks it with <see cref="OverflowGrants.Check(Plan, EngineSnapshot, AdapterDemand, IReadOnlyDictionary{string, AdapterDemand}, int)"/>,
+/// records a grant and applies every live grant over its plan with <see cref="OverflowGrants.Apply"/>;
+/// the request goes there if the adapter is registered within <c>Gateway:Picking:Overflow:Wait</c>,
+/// else to the holder. <c>overflow: false</c> is the ablation with <c>Gateway:Picking:Overflow:Enabled=false</c>.
+/// </para>
 /// </summary>
-internal sealed class HybridServingPolicy(SimulationOptions options, bool spill = false) : ServingPolicy
+internal sealed class HybridServingPolicy(SimulationOptions options, bool overflow = true) : ServingPolicy
 {
     /// <summary>The one simulated gateway (rates are kept per gateway and summed).</summary>
     private const string GatewayName = "gateway-sim";
@@ -29,15 +38,32 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
         PickingPolicies.Create(new PickingOptions { Policy = PickingPolicies.Hybrid, Seed = options.Seed }, SeededRandom(options, PolicyNames.HybridServing));
     private readonly DemandCounter _counter = new();
     private readonly PlacementOptions _placement = new(SpreadAcrossNodes: true, options.RatePerReplica);
+    private readonly OverflowOptions _gatewayOverflow = new GatewayOptions().Picking.Overflow;
+    private readonly OverflowGrantOptions _controlPlaneOverflow = new ControlPlaneOptions().Overflow;
+    private readonly Dictionary<(string Adapter, string Engine), OverflowGrant> _grants = [];
+    private readonly Dictionary<(string Adapter, string Engine), double> _refusedUntil = [];
     private DemandTracker? _tracker;
     private AdapterDemand[]? _declared;
+    /// <summary>The solver's own last plan (what engines are told they hold before grants; as the Reconciler keeps it).</summary>
     private Plan? _lastPlan;
+    /// <summary>The last pass's inputs, for checking and applying grants between passes.</summary>
+    private ClusterSnapshot? _lastSnapshot;
+    private AdapterDemand[]? _lastDemands;
+    private Dictionary<string, AdapterDemand>? _lastDemandsByName;
+    /// <summary>The plan in force: <see cref="_lastPlan"/> with the live grants applied.</summary>
+    private Plan? _applied;
     private double _lastReport;
 
-    public override string Name => spill ? PolicyNames.HybridServingSpill : PolicyNames.HybridServing;
-    public override string Description => spill
-        ? "proposal, not product: HybridServing + load on a free-slot engine when every holder's GPU slots are taken"
-        : "ControlPlane placement solver fed by the gateway's demand reports + Gateway hybrid picker";
+    public override string Name => overflow ? PolicyNames.HybridServing : PolicyNames.HybridServingNoOverflow;
+    public override string Description => overflow
+        ? "ControlPlane placement solver fed by the gateway's demand reports + Gateway hybrid picker + overflow loads"
+        : "ablation: HybridServing with Gateway:Picking:Overflow:Enabled=false";
+
+    /// <summary>Overflow loads the control plane granted (each one applied over the plan until it expires).</summary>
+    public int OverflowGrantsMade { get; private set; }
+
+    /// <summary>Overflow loads the control plane refused (a refused pair is not asked again during the gateway's cooldown).</summary>
+    public int OverflowRefusals { get; private set; }
 
     public override IReadOnlyList<PeriodicAction> Periodic =>
         options.ReportInterval > 0
@@ -55,7 +81,7 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
         foreach (var e in cluster.Alive)
             foreach (var name in plan.AdaptersOn(e.Name))
                 cluster.Stage(e, IndexOf(name));
-        Apply(cluster, plan);
+        ApplyGrants(cluster);
         // The gateway starts counting with the traffic, at 0.
         _lastReport = 0;
     }
@@ -79,17 +105,26 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
         if (_tracker!.Record(report)) Replan(cluster);
     }
 
-    /// <summary>One pass of the control loop: solve and apply.</summary>
-    public void Replan(SimulatedCluster cluster) => Apply(cluster, Solve(cluster));
+    /// <summary>One pass of the control loop: solve, add the live overflow grants, apply.</summary>
+    public void Replan(SimulatedCluster cluster)
+    {
+        Solve(cluster);
+        ApplyGrants(cluster);
+    }
 
     public override void OnEngineLost(SimEngine engine, SimulatedCluster cluster) => Replan(cluster);
 
     public override SimEngine Route(SimRequest request, SimulatedCluster cluster)
     {
         var a = request.Adapter;
-        var chosen = Pick(_pipeline, request, cluster, e => e.Registered.Contains(a) ? Residency.Loaded
+        var picked = Decide(_pipeline, request, cluster, e => e.Registered.Contains(a) ? Residency.Loaded
             : e.Fetching.ContainsKey(a) ? Residency.Loading : Residency.Unspecified);
-        if (chosen is not null) return spill ? SpillIfSlotBound(chosen, request, cluster) : chosen;
+        if (picked.Chosen is { } chosen)
+        {
+            if (overflow && OverflowAdvisor.Advise(picked.Request, picked.Decision, _gatewayOverflow, PendingOverflowsOn(cluster)) is { } target)
+                return Overflow(request, EngineOf(target, picked.Request, cluster.Alive), cluster) ?? chosen;
+            return chosen;
+        }
         // Cold start: wait for a load already under way, else ask the control plane (RequestLoad).
         var loading = cluster.Alive.Where(e => e.Fetching.ContainsKey(a)).MinBy(e => e.Fetching[a]);
         if (loading is not null) return loading;
@@ -102,18 +137,65 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
     }
 
     /// <summary>
-    /// Proposal: when the chosen holder has no free GPU slot and is not running the adapter, the
-    /// request would wait for a slot (seconds); an engine with a free slot loads it from local disk
-    /// in tens of milliseconds. The control plane drops the extra registration at its next plan.
+    /// The gateway's <c>OverflowCoordinator</c> and the control plane's <c>RequestOverflow</c> for one
+    /// request: a refused (adapter, engine) is not asked again for the refusal cooldown; an accepted one
+    /// is a grant applied over the plan at once. The request goes to the target when the adapter is
+    /// registered there within the wait bound, else (null) to the holder the pipeline chose. (The live
+    /// gateway would send it to the holder after the wait; every node starts with every adapter's
+    /// artifacts, so a registration here is immediate and the bound is never reached.)
     /// </summary>
-    private static SimEngine SpillIfSlotBound(SimEngine chosen, SimRequest request, SimulatedCluster cluster)
+    private SimEngine? Overflow(SimRequest request, SimEngine target, SimulatedCluster cluster)
     {
         var name = cluster.Catalog.Adapters[request.Adapter].Name;
-        if (chosen.Load is not { } load || load.RunningAdapters.Contains(name) || load.RunningAdapters.Count < chosen.Model.Options.MaxLoras)
-            return chosen;
-        var free = cluster.Alive.Where(e => e.Load is { } l && l.RunningAdapters.Count < e.Model.Options.MaxLoras - 1 && l.Waiting < 4)
-            .MinBy(e => (e.Load!.RunningAdapters.Count, e.InFlight));
-        return free ?? chosen;
+        var key = (name, target.Name);
+        if (_refusedUntil.TryGetValue(key, out var until) && cluster.Now < until) return null;
+        var grant = new OverflowGrant(name, target.Name, SimulatedCluster.At(cluster.Now) + _controlPlaneOverflow.GrantTtl);
+        if (_applied!.EnginesFor(name).Contains(target.Name, StringComparer.Ordinal))
+        {
+            // Already there (placed or granted): the control plane answers AlreadyPlaced and renews a grant it holds.
+            if (_grants.ContainsKey(key)) _grants[key] = grant;
+        }
+        else
+        {
+            var engine = _lastSnapshot!.Engines.First(e => e.Name == target.Name);
+            if (!_lastDemandsByName!.TryGetValue(name, out var demand)
+                || OverflowGrants.Check(_applied, engine, demand, _lastDemandsByName, _controlPlaneOverflow.ExtraSlotsPerEngine) is not null)
+            {
+                _refusedUntil[key] = cluster.Now + _gatewayOverflow.RefusalCooldown.TotalSeconds;
+                OverflowRefusals++;
+                return null;
+            }
+            _grants[key] = grant;
+            OverflowGrantsMade++;
+            ApplyGrants(cluster);
+        }
+        var ready = target.Registered.Contains(request.Adapter)
+            || target.Fetching.TryGetValue(request.Adapter, out var done) && done <= SimulatedCluster.At(cluster.Now) + _gatewayOverflow.Wait;
+        return ready ? target : null;
+    }
+
+    /// <summary>
+    /// The gateway's count of overflow loads on their way to an engine (each will take a GPU slot):
+    /// granted adapters not registered there yet.
+    /// </summary>
+    private Func<string, int> PendingOverflowsOn(SimulatedCluster cluster) => engine =>
+    {
+        var n = 0;
+        var e = cluster.Alive.First(x => x.Name == engine);
+        foreach (var a in e.Fetching.Keys)
+            if (_grants.ContainsKey((cluster.Catalog.Adapters[a].Name, engine))) n++;
+        return n;
+    };
+
+    /// <summary>The Reconciler's last step: drop expired grants, apply the rest over the solver's plan, act on it.</summary>
+    private void ApplyGrants(SimulatedCluster cluster)
+    {
+        var now = SimulatedCluster.At(cluster.Now);
+        var alive = _lastSnapshot!.Engines.Select(e => e.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var key in _grants.Where(g => g.Value.Expires <= now || !alive.Contains(g.Key.Engine)).Select(g => g.Key).ToList())
+            _grants.Remove(key);
+        _applied = OverflowGrants.Apply(_lastPlan!, _lastSnapshot, _lastDemands!, _grants.Values, now, _controlPlaneOverflow.ExtraSlotsPerEngine);
+        Apply(cluster, _applied);
     }
 
     /// <summary>
@@ -136,6 +218,9 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool spill 
                 ? last.AdaptersOn(e.Name)
                 : [.. e.Registered.Concat(e.Fetching.Keys).Select(i => cluster.Catalog.Adapters[i].Name)]))]);
         Replans++;
+        _lastSnapshot = snapshot;
+        _lastDemands = demands;
+        _lastDemandsByName = demands.ToDictionary(d => d.Name, StringComparer.Ordinal);
         return _lastPlan = PlacementSolver.Solve(snapshot, demands, _placement);
     }
 

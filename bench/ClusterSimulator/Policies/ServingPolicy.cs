@@ -52,7 +52,11 @@ internal abstract class ServingPolicy
     /// Runs the Gateway's pipeline over the live engines. <paramref name="residency"/> is what the
     /// routing table says about the adapter on each engine.
     /// </summary>
-    protected SimEngine? Pick(EndpointPickingPipeline pipeline, SimRequest request, SimulatedCluster cluster, Func<SimEngine, Residency> residency)
+    protected SimEngine? Pick(EndpointPickingPipeline pipeline, SimRequest request, SimulatedCluster cluster, Func<SimEngine, Residency> residency) =>
+        Decide(pipeline, request, cluster, residency).Chosen;
+
+    /// <summary><see cref="Pick"/> with what the pipeline saw and decided, for advice on top of it (overflow).</summary>
+    protected Picked Decide(EndpointPickingPipeline pipeline, SimRequest request, SimulatedCluster cluster, Func<SimEngine, Residency> residency)
     {
         _models ??= [.. cluster.Catalog.Adapters.Select(a => new ResolvedModel(a.Name, AdapterCatalog.BaseModel,
             new AdapterRouteInfo(a.Name, "default", AdapterCatalog.BaseModel, a.Name, a.Rank, new Dictionary<string, Residency>())))];
@@ -63,12 +67,21 @@ internal abstract class ServingPolicy
             var e = alive[i];
             candidates[i] = new Candidate(e.Route, residency(e), e.Load, e.InFlight, Ejected: false);
         }
-        var decision = pipeline.Pick(new PickRequest(_models[request.Adapter], candidates, NoneExcluded));
-        if (decision.Chosen is null) return null;
+        var pick = new PickRequest(_models[request.Adapter], candidates, NoneExcluded);
+        var decision = pipeline.Pick(pick);
+        return new Picked(pick, decision, decision.Chosen is { } chosen ? EngineOf(chosen, pick, alive) : null);
+    }
+
+    /// <summary>The engine behind one of <paramref name="pick"/>'s candidates (the same order as <paramref name="alive"/>).</summary>
+    protected static SimEngine EngineOf(Candidate candidate, PickRequest pick, IReadOnlyList<SimEngine> alive)
+    {
         for (var i = 0; i < alive.Count; i++)
-            if (ReferenceEquals(candidates[i], decision.Chosen)) return alive[i];
+            if (ReferenceEquals(pick.Candidates[i], candidate)) return alive[i];
         throw new InvalidOperationException("The picker chose an engine that was not a candidate.");
     }
+
+    /// <summary>What the pipeline saw, what it decided, and the engine it chose (null: none).</summary>
+    protected sealed record Picked(PickRequest Request, PickDecision Decision, SimEngine? Chosen);
 
     protected static Random SeededRandom(SimulationOptions o, string policy) => new(Seeds.Derive(o.Seed, Seeds.Of(policy)));
 
@@ -79,7 +92,7 @@ internal abstract class ServingPolicy
         PolicyNames.B2 => new AibrixStylePolicy(options),
         PolicyNames.HybridServing => new HybridServingPolicy(options),
         PolicyNames.BInfinity => new PhysicalLimitPolicy(options),
-        PolicyNames.HybridServingSpill => new HybridServingPolicy(options, spill: true),
+        PolicyNames.HybridServingNoOverflow => new HybridServingPolicy(options, overflow: false),
         _ => throw new ArgumentException($"Unknown policy '{name}'.", nameof(name)),
     };
 }

@@ -86,17 +86,17 @@ internal static class MarkdownReport
                     $"{(r.Scenario == ScenarioNames.FlashCrowd ? T(r.FlashOnTwoEnginesSeconds) : "—")} | {T(r.TtftP99)} |");
         }
         s.AppendLine();
-        s.AppendLine("## Targets (HybridServing as built, same run; the proposal alongside)");
+        s.AppendLine("## Targets (HybridServing as built, same run; without overflow loads alongside)");
         s.AppendLine();
         string Holds(bool? h) => h is { } x ? (x ? "yes" : "**no**") : "—";
-        var proposal = b.Policies.Any(p => p.Policy == PolicyNames.HybridServingSpill) ? Targets.Evaluate(b, PolicyNames.HybridServingSpill) : null;
-        s.AppendLine("| figure | target | HybridServing | holds |" + (proposal is null ? "" : " HybridServing+spill (proposal) | holds |"));
-        s.AppendLine("|---|---|---|---|" + (proposal is null ? "" : "---|---|"));
+        var ablation = b.Policies.Any(p => p.Policy == PolicyNames.HybridServingNoOverflow) ? Targets.Evaluate(b, PolicyNames.HybridServingNoOverflow) : null;
+        s.AppendLine("| figure | target | HybridServing | holds |" + (ablation is null ? "" : " without overflow | holds |"));
+        s.AppendLine("|---|---|---|---|" + (ablation is null ? "" : "---|---|"));
         var checks = Targets.Evaluate(b);
         for (var i = 0; i < checks.Count; i++)
         {
             var c = checks[i];
-            s.AppendLine($"| {c.Figure} | {c.Target} | {c.Measured} | {Holds(c.Holds)} |" + (proposal is null ? "" : $" {proposal[i].Measured} | {Holds(proposal[i].Holds)} |"));
+            s.AppendLine($"| {c.Figure} | {c.Target} | {c.Measured} | {Holds(c.Holds)} |" + (ablation is null ? "" : $" {ablation[i].Measured} | {Holds(ablation[i].Holds)} |"));
         }
         if (b.Tuning.Count > 0)
         {
@@ -121,7 +121,7 @@ internal static class MarkdownReport
     public static string Label(string policy) => policy switch
     {
         PolicyNames.BInfinity => "B∞",
-        PolicyNames.HybridServingSpill => "HybridServing+spill (proposal)",
+        PolicyNames.HybridServingNoOverflow => "HybridServing without overflow",
         _ => policy,
     };
 }

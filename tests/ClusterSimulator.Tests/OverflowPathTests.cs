@@ -1,0 +1,122 @@
+using HybridServing.ClusterSimulator.Cluster;
+using HybridServing.ClusterSimulator.Configuration;
+using HybridServing.ClusterSimulator.Policies;
+using HybridServing.ClusterSimulator.Workload;
+using HybridServing.Contracts.Resources;
+
+namespace HybridServing.ClusterSimulator.Tests;
+
+/// <summary>
+/// The HybridServing policy's overflow loads are the product's: the Gateway's OverflowAdvisor picks the
+/// target, the ControlPlane's OverflowGrants checks and applies the grant over the plan.
+/// </summary>
+public sealed class OverflowPathTests
+{
+    // Two engines, two GPU slots and four host slots each for eight adapters declared with replicas
+    // "all": no spare host slot, so every adapter is on exactly one engine.
+    private static readonly SimulationOptions TwoEngines = new()
+    {
+        Adapters = 8, Engines = 2, MaxLoras = 2, MaxCpuLoras = 4, Replicas = new ReplicaConfig { All = true }, ReportInterval = 0, Seed = 3,
+    };
+
+    [Fact]
+    public void A_request_whose_only_holder_is_slot_bound_is_loaded_and_served_on_an_engine_with_free_slots()
+    {
+        var (cluster, policy) = Start(TwoEngines);
+        var (holder, other, adapter) = SlotBound(cluster);
+
+        var request = Send(cluster, adapter);
+
+        Assert.Same(other, request.Engine);
+        Assert.Equal(1, policy.OverflowGrantsMade);
+        Assert.Contains(adapter, other.Registered);
+        Assert.Contains(adapter, holder.Registered);
+    }
+
+    [Fact]
+    public void Without_overflow_the_request_waits_for_a_slot_on_its_holder()
+    {
+        var (cluster, policy) = Start(TwoEngines, overflow: false);
+        var (holder, other, adapter) = SlotBound(cluster);
+
+        var request = Send(cluster, adapter);
+
+        Assert.Same(holder, request.Engine);
+        Assert.Equal(0, policy.OverflowGrantsMade);
+        Assert.DoesNotContain(adapter, other.Registered);
+    }
+
+    [Fact]
+    public void A_grant_outlives_replans_and_ends_when_it_expires()
+    {
+        var (cluster, policy) = Start(TwoEngines);
+        var (_, other, adapter) = SlotBound(cluster);
+        Send(cluster, adapter);
+
+        cluster.AdvanceTo(cluster.Now + 30);
+        policy.Replan(cluster);
+        Assert.Contains(adapter, other.Registered);
+
+        cluster.AdvanceTo(cluster.Now + 31);
+        policy.Replan(cluster);
+        Assert.DoesNotContain(adapter, other.Registered);
+    }
+
+    [Fact]
+    public void A_refused_overflow_goes_to_the_holder_and_is_not_asked_again_during_the_cooldown()
+    {
+        // Declared without replicas: one engine at most, so the control plane refuses (MaxReplicas).
+        var (cluster, policy) = Start(TwoEngines with { Replicas = null });
+        var (holder, other, adapter) = SlotBound(cluster);
+
+        var first = Send(cluster, adapter);
+        var second = Send(cluster, adapter);
+
+        Assert.Same(holder, first.Engine);
+        Assert.Same(holder, second.Engine);
+        Assert.Equal(0, policy.OverflowGrantsMade);
+        Assert.Equal(1, policy.OverflowRefusals);
+        Assert.DoesNotContain(adapter, other.Registered);
+
+        // After the cooldown the gateway asks again.
+        cluster.AdvanceTo(cluster.Now + 6);
+        foreach (var e in cluster.Alive) e.Scrape();
+        Send(cluster, adapter);
+        Assert.Equal(2, policy.OverflowRefusals);
+    }
+
+    private static (SimulatedCluster, HybridServingPolicy) Start(SimulationOptions o, bool overflow = true)
+    {
+        var policy = new HybridServingPolicy(o, overflow);
+        var cluster = new SimulatedCluster(o, new AdapterCatalog(o), policy, startSeconds: 0);
+        foreach (var e in cluster.AllEngines)
+            for (var a = 0; a < o.Adapters; a++) cluster.Stage(e, a);
+        policy.Initialize(cluster);
+        return (cluster, policy);
+    }
+
+    /// <summary>
+    /// Long requests for two adapters of one engine take both its GPU slots; returns that engine, the
+    /// idle one and a third adapter only the busy one holds.
+    /// </summary>
+    private static (SimEngine Holder, SimEngine Other, int Adapter) SlotBound(SimulatedCluster cluster)
+    {
+        var holder = cluster.Alive.MaxBy(e => e.Registered.Count)!;
+        var other = cluster.Alive.Single(e => e != holder);
+        var held = holder.Registered.Where(a => !other.Registered.Contains(a)).Order().ToArray();
+        Assert.True(held.Length >= 3, "the busiest engine should hold three adapters of its own");
+        foreach (var a in held[..2]) Send(cluster, a, output: 2000);
+        cluster.AdvanceTo(cluster.Now + 0.5);
+        foreach (var e in cluster.Alive) e.Scrape();
+        Assert.Equal(2, holder.Load!.RunningAdapters.Count);
+        Assert.Empty(other.Load!.RunningAdapters);
+        return (holder, other, held[2]);
+    }
+
+    private static SimRequest Send(SimulatedCluster cluster, int adapter, int output = 10)
+    {
+        var request = new SimRequest(0, cluster.Now, adapter, 100, output, measured: false);
+        cluster.Admit(request);
+        return request;
+    }
+}
