@@ -8,7 +8,7 @@ namespace HybridServing.Gateway.Picking;
 /// placement gives most adapters one engine, and a request then waits — often seconds — for one of
 /// that engine's GPU LoRA slots (vLLM's <c>max_loras</c>) while another engine has free slots and
 /// could register the adapter from its node's disk in tens of milliseconds. In the cluster simulator
-/// this lifted the knee at 16 engines from about 45 to 61–70 req/s (bench/ClusterSimulator/README.md).
+/// this lifts the knee at 16 engines from 45 to 67 req/s (bench/ClusterSimulator/README.md).
 /// <para>
 /// Advice is given only on fresh, known load and only when the wait is certain: the pipeline chose an
 /// engine where the adapter is neither running nor has a free GPU slot, and so is every other healthy

@@ -62,6 +62,14 @@ internal sealed record SimulationOptions
     /// is what an operator serving many adapters declares: at least one engine each, up to every engine.
     /// </summary>
     public ReplicaConfig? Replicas { get; init; } = new() { All = true };
+    /// <summary><c>ControlPlane:Overflow:ExtraSlotsPerEngine</c> (product default).</summary>
+    public int OverflowExtraSlots { get; init; } = new ControlPlaneOptions().Overflow.ExtraSlotsPerEngine;
+    /// <summary><c>ControlPlane:Overflow:GrantTtl</c> in seconds (product default).</summary>
+    public double OverflowGrantTtl { get; init; } = new ControlPlaneOptions().Overflow.GrantTtl.TotalSeconds;
+    /// <summary><c>Gateway:Picking:Overflow:FreeSlotHeadroom</c> (product default).</summary>
+    public int OverflowHeadroom { get; init; } = new GatewayOptions().Picking.Overflow.FreeSlotHeadroom;
+    /// <summary><c>Gateway:Picking:Overflow:MaxQueueDepth</c> (product default).</summary>
+    public int OverflowMaxQueue { get; init; } = new GatewayOptions().Picking.Overflow.MaxQueueDepth;
     /// <summary>Gateway scrape interval of engine metrics (the live default is 50 ms).</summary>
     public double ScrapeInterval { get; init; } = 0.05;
     public double SloTtft { get; init; } = 2;
@@ -83,7 +91,8 @@ internal sealed record SimulationOptions
         $"{Adapters} adapters, {Engines} engines, Zipf {ZipfExponent}, ranks {string.Join(",", RankMix.Select(r => $"{r.Rank}:{r.Share * 100:0.#}%"))}, " +
         $"{MegabytesPerRank} MB/rank, max_loras {MaxLoras}, max_cpu_loras {MaxCpuLoras}, max_num_seqs {MaxNumSeqs}, arrival CV {ArrivalCv}, " +
         $"{Duration} s runs ({Warmup} s warm-up), prompt/output mean {PromptMean}/{OutputMean}, seed {Seed}; " +
-        $"HybridServing: replicas {ReplicasText(Replicas)}, {RatePerReplica} req/s per replica, demand reported every {ReportInterval} s over a {DemandWindow} s window, resync every {ControlInterval} s");
+        $"HybridServing: replicas {ReplicasText(Replicas)}, {RatePerReplica} req/s per replica, demand reported every {ReportInterval} s over a {DemandWindow} s window, resync every {ControlInterval} s; " +
+        $"overflow: {OverflowExtraSlots} extra slot(s) per engine, grants for {OverflowGrantTtl} s, headroom {OverflowHeadroom}, queue ≤ {OverflowMaxQueue}");
 
     /// <summary>The <c>--replicas</c> form of a replicas spec: <c>all</c>, <c>none</c> (not given) or <c>MIN:MAX</c>.</summary>
     public static string ReplicasText(ReplicaConfig? r) => r switch

@@ -38,8 +38,14 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
         PickingPolicies.Create(new PickingOptions { Policy = PickingPolicies.Hybrid, Seed = options.Seed }, SeededRandom(options, PolicyNames.HybridServing));
     private readonly DemandCounter _counter = new();
     private readonly PlacementOptions _placement = new(SpreadAcrossNodes: true, options.RatePerReplica);
-    private readonly OverflowOptions _gatewayOverflow = new GatewayOptions().Picking.Overflow;
-    private readonly OverflowGrantOptions _controlPlaneOverflow = new ControlPlaneOptions().Overflow;
+    private readonly OverflowOptions _gatewayOverflow = new()
+    {
+        FreeSlotHeadroom = options.OverflowHeadroom, MaxQueueDepth = options.OverflowMaxQueue,
+    };
+    private readonly OverflowGrantOptions _controlPlaneOverflow = new()
+    {
+        ExtraSlotsPerEngine = options.OverflowExtraSlots, GrantTtl = TimeSpan.FromSeconds(options.OverflowGrantTtl),
+    };
     private readonly Dictionary<(string Adapter, string Engine), OverflowGrant> _grants = [];
     private readonly Dictionary<(string Adapter, string Engine), double> _refusedUntil = [];
     private DemandTracker? _tracker;
