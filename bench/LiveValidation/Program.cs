@@ -80,13 +80,14 @@ try
             if (watch.IsCompleted) await watch;
             Replayer.WriteCsv(Path.Combine(options.WorkDirectory, $"requests-{policy}-{rate}.csv"), requests, workload.Catalog);
             File.WriteAllText(Path.Combine(options.WorkDirectory, $"placement-{policy}-{rate}-end.txt"), LiveStack.Describe(await stack.RoutesAsync(stopping.Token)));
+            var overflow = OverflowFigures.Parse(await stack.GatewayMetricsAsync(stopping.Token));
             var (live, health) = Agreement.Live(requests);
             var sim = Agreement.Simulated(simulated[(policy, rate)]);
             cells.Add(new Cell(policy, rate, live, sim, health, run.Elapsed.TotalSeconds));
             Log($"{policy,-14} rate {rate,6}: live P50/P99 TTFT {Agreement.Show(live.P50)}/{Agreement.Show(live.P99)} s, " +
                 $"simulated {Agreement.Show(sim.P50)}/{Agreement.Show(sim.P99)} s ({live.Completed} of {live.Measured} measured done, " +
                 $"P99 TPOT live {Agreement.Milliseconds(live.TpotP99)} vs {Agreement.Milliseconds(sim.TpotP99)}, {health.Errors} errors, " +
-                $"send lag P99 {Agreement.Show(health.SendLagP99)} s; {starting.Elapsed.TotalSeconds - run.Elapsed.TotalSeconds:0} s to start, place and warm up, {run.Elapsed.TotalSeconds:0} s measured)");
+                $"send lag P99 {Agreement.Show(health.SendLagP99)} s; {starting.Elapsed.TotalSeconds - run.Elapsed.TotalSeconds:0} s to start, place and warm up, {run.Elapsed.TotalSeconds:0} s measured; {overflow.Describe()})");
         }
     }
 }

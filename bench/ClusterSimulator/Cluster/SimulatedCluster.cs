@@ -71,6 +71,8 @@ internal sealed class SimulatedCluster
     public bool EnsureRegistered(SimEngine engine, int adapter)
     {
         if (engine.Registered.Contains(adapter)) return true;
+        // A download or a delayed registration (RegisterAfter) is under way: it registers when done.
+        if (engine.Fetching.ContainsKey(adapter)) return false;
         if (engine.Disk.Contains(adapter))
         {
             engine.Registered.Add(adapter);
@@ -87,6 +89,19 @@ internal sealed class SimulatedCluster
             RemoteFetches.Add(Now);
         }
         return false;
+    }
+
+    /// <summary>
+    /// Registers an adapter whose artifacts are on the node <paramref name="seconds"/> from now: the time a
+    /// load takes through the control path (request, plan, sidecar, routing table) before the engine has it.
+    /// Requests sent there meanwhile are held, as for a download.
+    /// </summary>
+    public void RegisterAfter(SimEngine engine, int adapter, double seconds)
+    {
+        if (seconds <= 0 || engine.Registered.Contains(adapter) || engine.Fetching.ContainsKey(adapter)) return;
+        var done = At(Now + seconds);
+        engine.Fetching[adapter] = done;
+        _fetches.Enqueue((engine, adapter), (done.UtcTicks, _fetchSeq++));
     }
 
     /// <summary>Puts artifacts on a node without cost (pre-staged before the run starts).</summary>

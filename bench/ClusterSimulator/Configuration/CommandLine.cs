@@ -45,6 +45,7 @@ internal static class CommandLine
         new("--overflow-grant-ttl", "ControlPlane:Overflow:GrantTtl in seconds (default: the product's)", (o, v) => o with { OverflowGrantTtl = Double(v, "--overflow-grant-ttl", 0.1, 86_400) }),
         new("--overflow-headroom", "Gateway:Picking:Overflow:FreeSlotHeadroom, free GPU slots an overflow target keeps (default: the product's)", (o, v) => o with { OverflowHeadroom = Int(v, "--overflow-headroom", 0, 4096) }),
         new("--overflow-max-queue", "Gateway:Picking:Overflow:MaxQueueDepth, waiting requests an overflow target may have (default: the product's)", (o, v) => o with { OverflowMaxQueue = Int(v, "--overflow-max-queue", 0, 1_000_000) }),
+        new("--overflow-latency", "seconds from an overflow grant to the adapter being usable on the engine (the control path; default 0.1)", (o, v) => o with { OverflowLatency = Double(v, "--overflow-latency", 0, 60) }),
         new("--scrape-interval", "seconds between gateway scrapes of engine metrics (default 0.05)", (o, v) => o with { ScrapeInterval = Double(v, "--scrape-interval", 0.001, 60) }),
         new("--slo-ttft", "P99 time-to-first-token objective in seconds (default 2)", (o, v) => o with { SloTtft = Double(v, "--slo-ttft", 0.001, 3600) }),
         new("--slo-tpot", "P99 time-per-output-token objective in seconds (default 0.1)", (o, v) => o with { SloTpot = Double(v, "--slo-tpot", 0.0001, 60) }),

@@ -68,6 +68,14 @@ internal sealed record SimulationOptions
     public double OverflowGrantTtl { get; init; } = new ControlPlaneOptions().Overflow.GrantTtl.TotalSeconds;
     /// <summary><c>Gateway:Picking:Overflow:FreeSlotHeadroom</c> (product default).</summary>
     public int OverflowHeadroom { get; init; } = new GatewayOptions().Picking.Overflow.FreeSlotHeadroom;
+    /// <summary>
+    /// Seconds from an overflow grant to the adapter being usable on the target: the control path the
+    /// simulator does not run (RequestLoad, a reconcile pass, the sidecar's load, the routing table update).
+    /// The live stack on this machine takes ≈ 0.115 s of wall time (bench/LiveValidation).
+    /// </summary>
+    public double OverflowLatency { get; init; } = 0.1;
+    /// <summary><c>Gateway:Picking:Overflow:RefusalCooldown</c> in seconds (product default).</summary>
+    public double OverflowRefusalCooldown { get; init; } = new GatewayOptions().Picking.Overflow.RefusalCooldown.TotalSeconds;
     /// <summary><c>Gateway:Picking:Overflow:MaxQueueDepth</c> (product default).</summary>
     public int OverflowMaxQueue { get; init; } = new GatewayOptions().Picking.Overflow.MaxQueueDepth;
     /// <summary>Gateway scrape interval of engine metrics (the live default is 50 ms).</summary>
@@ -92,7 +100,8 @@ internal sealed record SimulationOptions
         $"{MegabytesPerRank} MB/rank, max_loras {MaxLoras}, max_cpu_loras {MaxCpuLoras}, max_num_seqs {MaxNumSeqs}, arrival CV {ArrivalCv}, " +
         $"{Duration} s runs ({Warmup} s warm-up), prompt/output mean {PromptMean}/{OutputMean}, seed {Seed}; " +
         $"HybridServing: replicas {ReplicasText(Replicas)}, {RatePerReplica} req/s per replica, demand reported every {ReportInterval} s over a {DemandWindow} s window, resync every {ControlInterval} s; " +
-        $"overflow: {OverflowExtraSlots} extra slot(s) per engine, grants for {OverflowGrantTtl} s, headroom {OverflowHeadroom}, queue ≤ {OverflowMaxQueue}");
+        $"overflow: {OverflowExtraSlots} extra slot(s) per engine, grants for {OverflowGrantTtl} s, headroom {OverflowHeadroom}, queue ≤ {OverflowMaxQueue}, " +
+        $"load path {OverflowLatency} s");
 
     /// <summary>The <c>--replicas</c> form of a replicas spec: <c>all</c>, <c>none</c> (not given) or <c>MIN:MAX</c>.</summary>
     public static string ReplicasText(ReplicaConfig? r) => r switch

@@ -41,6 +41,7 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
     private readonly OverflowOptions _gatewayOverflow = new()
     {
         FreeSlotHeadroom = options.OverflowHeadroom, MaxQueueDepth = options.OverflowMaxQueue,
+        RefusalCooldown = TimeSpan.FromSeconds(options.OverflowRefusalCooldown),
     };
     private readonly OverflowGrantOptions _controlPlaneOverflow = new()
     {
@@ -146,9 +147,10 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
     /// The gateway's <c>OverflowCoordinator</c> and the control plane's <c>RequestOverflow</c> for one
     /// request: a refused (adapter, engine) is not asked again for the refusal cooldown; an accepted one
     /// is a grant applied over the plan at once. The request goes to the target when the adapter is
-    /// registered there within the wait bound, else (null) to the holder the pipeline chose. (The live
-    /// gateway would send it to the holder after the wait; every node starts with every adapter's
-    /// artifacts, so a registration here is immediate and the bound is never reached.)
+    /// registered there within the wait bound, else (null) to the holder the pipeline chose. A granted
+    /// load takes <c>--overflow-latency</c> (the control path) before the engine has it. (The live gateway
+    /// would send a request whose load misses the bound to the holder after the wait; with every node
+    /// holding every adapter's artifacts and the default latency, the bound is never reached.)
     /// </summary>
     private SimEngine? Overflow(SimRequest request, SimEngine target, SimulatedCluster cluster)
     {
@@ -173,6 +175,8 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
             }
             _grants[key] = grant;
             OverflowGrantsMade++;
+            // The live path from the gateway's RequestLoad to the adapter in the routing table.
+            cluster.RegisterAfter(target, request.Adapter, options.OverflowLatency);
             ApplyGrants(cluster);
         }
         var ready = target.Registered.Contains(request.Adapter)

@@ -133,6 +133,13 @@ internal sealed class LiveStack : IAsyncDisposable
         return RoutesParser.Parse<RoutingTable>(await http.GetStringAsync(new Uri(ControlPlane, "v1/routes"), cancellationToken));
     }
 
+    /// <summary>The gateway's Prometheus text (its overflow counters and wait histogram go into the report).</summary>
+    public async Task<string> GatewayMetricsAsync(CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        return await http.GetStringAsync(new Uri(Gateway, "metrics"), cancellationToken);
+    }
+
     /// <summary>Engine → loaded adapters, one engine per line, for looking into a run after the fact.</summary>
     public static string Describe(RoutingTable table) => string.Join("\n", table.Adapters
         .SelectMany(a => a.Endpoints.Where(e => e.Residency == Residency.Loaded).Select(e => (e.Engine, a.Name)))
@@ -172,6 +179,8 @@ internal sealed class LiveStack : IAsyncDisposable
             env["ControlPlane__RatePerReplica"] = Invariant(o.RatePerReplica * o.TimeScale);
             env["ControlPlane__DemandWindow"] = o.Wall(o.DemandWindow).ToString("c", CultureInfo.InvariantCulture);
             env["ControlPlane__ResyncInterval"] = o.Wall(o.ControlInterval).ToString("c", CultureInfo.InvariantCulture);
+            // The simulator keeps an overflow grant for the product's GrantTtl in virtual seconds.
+            env["ControlPlane__Overflow__GrantTtl"] = o.Wall(SimulatorDefaults.OverflowGrantTtl).ToString("c", CultureInfo.InvariantCulture);
         }
         else if (name == LocalTopology.GatewayName)
         {
@@ -179,9 +188,13 @@ internal sealed class LiveStack : IAsyncDisposable
             env["Gateway__Picking__Seed"] = Invariant(o.Seed);
             env["Gateway__Load__ScrapeInterval"] = TimeSpan.FromSeconds(ValidationOptions.LiveScrapeSeconds).ToString("c", CultureInfo.InvariantCulture);
             env["Gateway__Demand__ReportInterval"] = (policy.ReportsDemand ? o.Wall(o.ReportInterval) : TimeSpan.Zero).ToString("c", CultureInfo.InvariantCulture);
+            env["Gateway__Picking__Overflow__RefusalCooldown"] = o.Wall(SimulatorDefaults.OverflowRefusalCooldown).ToString("c", CultureInfo.InvariantCulture);
         }
         return r with { Arguments = args, Environment = env };
     }
+
+    /// <summary>What the simulator side runs with (product defaults, in virtual seconds).</summary>
+    private static readonly HybridServing.ClusterSimulator.Configuration.SimulationOptions SimulatorDefaults = new();
 
     private static string Invariant(double x) => x.ToString(CultureInfo.InvariantCulture);
 

@@ -40,6 +40,8 @@ internal sealed class SharedWorkload
             ReportInterval = o.ReportInterval,
             DemandWindow = o.DemandWindow,
             ControlInterval = o.ControlInterval,
+            // The live control path is not time-compressed: its wall time is this many virtual seconds.
+            OverflowLatency = o.OverflowLatency * o.TimeScale,
             // The live gateway scrapes every 50 ms of wall time: that is this many virtual seconds.
             ScrapeInterval = ValidationOptions.LiveScrapeSeconds * o.TimeScale,
             // The live control plane reads the manifests' replicas: all (HybridServing's declaration).
