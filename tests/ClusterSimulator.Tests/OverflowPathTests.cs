@@ -29,8 +29,13 @@ public sealed class OverflowPathTests
 
         Assert.Same(other, request.Engine);
         Assert.Equal(1, policy.OverflowGrantsMade);
+        // The load goes through the control path first; the request waits for it there.
+        Assert.DoesNotContain(adapter, other.Registered);
+        Assert.Null(request.Current);
+        Settle(cluster, TwoEngines.OverflowLatency);
         Assert.Contains(adapter, other.Registered);
         Assert.Contains(adapter, holder.Registered);
+        Assert.NotNull(request.Current);
     }
 
     [Fact]
@@ -52,12 +57,14 @@ public sealed class OverflowPathTests
         var (cluster, policy) = Start(TwoEngines);
         var (_, other, adapter) = SlotBound(cluster);
         Send(cluster, adapter);
+        Settle(cluster, TwoEngines.OverflowLatency);
 
-        cluster.AdvanceTo(cluster.Now + 30);
+        cluster.AdvanceTo(cluster.Now + 10);
         policy.Replan(cluster);
         Assert.Contains(adapter, other.Registered);
 
-        cluster.AdvanceTo(cluster.Now + 31);
+        // Granted for 20 s (the product's GrantTtl) a moment after the start.
+        cluster.AdvanceTo(cluster.Now + 11);
         policy.Replan(cluster);
         Assert.DoesNotContain(adapter, other.Registered);
     }
@@ -111,6 +118,12 @@ public sealed class OverflowPathTests
         Assert.Equal(2, holder.Load!.RunningAdapters.Count);
         Assert.Empty(other.Load!.RunningAdapters);
         return (holder, other, held[2]);
+    }
+
+    private static void Settle(SimulatedCluster cluster, double seconds)
+    {
+        cluster.AdvanceTo(cluster.Now + seconds);
+        cluster.CompleteDueFetches();
     }
 
     private static SimRequest Send(SimulatedCluster cluster, int adapter, int output = 10)
