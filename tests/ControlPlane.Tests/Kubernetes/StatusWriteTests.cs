@@ -101,12 +101,14 @@ public sealed class StatusWriteTests
         var declared = home.Current.Adapters.Single().Resource;
         using var client = server.CreateClient();
         // The status write is held up; meanwhile someone else changes the object, so the write's resourceVersion is stale.
-        var held = server.InjectFault(new HybridServing.KubeApiTestServer.Faults.FaultRule("update", "loraadapters/status", 1) { Delay = TimeSpan.FromMilliseconds(500) });
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var held = server.InjectFault(new HybridServing.KubeApiTestServer.Faults.FaultRule("update", "loraadapters/status", 1) { Hold = release.Task });
         await home.WriteStatusAsync([WithStatus(declared, Status(LoraAdapterPhases.Ready, "sql-v1"))], CancellationToken.None);
         await WaitUntilAsync(() => held.Hits == 1, "the status write is in flight");
         // The other writer patches without a precondition (it cannot conflict itself).
         await client.CustomObjects.PatchNamespacedCustomObjectAsync(new k8s.Models.V1Patch("{\"metadata\":{\"labels\":{\"touched\":\"yes\"}}}", k8s.Models.V1Patch.PatchType.MergePatch),
             LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural, "sql");
+        release.SetResult();
 
         await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql")!.Status?.Phase == LoraAdapterPhases.Ready, "the status is stored");
         Assert.Equal(1, home.Conflicts);

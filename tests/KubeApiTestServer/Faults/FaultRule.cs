@@ -39,6 +39,12 @@ public sealed class FaultRule
     /// <summary>Latency added before the request is answered (or served).</summary>
     public TimeSpan Delay { get; init; }
 
+    /// <summary>
+    /// When set, a matching request waits for this task (after <see cref="Delay"/>) before it is answered
+    /// or served: a test holds a request in flight for exactly as long as it needs, whatever the machine's speed.
+    /// </summary>
+    public Task? Hold { get; init; }
+
     /// <summary>Only requests for this namespace, when set.</summary>
     public string? Namespace { get; init; }
 

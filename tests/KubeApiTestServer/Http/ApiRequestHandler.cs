@@ -52,6 +52,11 @@ internal sealed class ApiRequestHandler(
                 await Task.Delay(extra, time, context.RequestAborted);
             }
 
+            if (fault?.Hold is { } hold)
+            {
+                await hold.WaitAsync(context.RequestAborted);
+            }
+
             if (fault?.StatusCode is { } code)
             {
                 var injected = ApiError.ForCode(code, fault.Message ?? $"injected fault: {verb} {route.Resource.QualifiedName} answers {code}");
