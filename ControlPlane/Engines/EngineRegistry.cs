@@ -14,6 +14,9 @@ internal sealed class EngineRegistry(IOptions<ControlPlaneOptions> options, Time
     /// <summary>Raised when any engine's view changed.</summary>
     public event Action? Changed;
 
+    /// <summary>Raised (engine, adapter) when an adapter became LOADED on an engine, before <see cref="Changed"/>.</summary>
+    public event Action<string, string>? AdapterLoaded;
+
     /// <summary>Opens connections for new engines and closes those of engines no longer declared.</summary>
     public async Task SyncAsync(IReadOnlyList<EngineEndpoint> engines)
     {
@@ -28,6 +31,7 @@ internal sealed class EngineRegistry(IOptions<ControlPlaneOptions> options, Time
                 if (_connections.ContainsKey(e.Name)) continue;
                 var c = new SidecarConnection(e, options.Value, time, loggers.CreateLogger("HybridServing.ControlPlane.Engines.Sidecar"), _generationBase);
                 c.Changed += () => Changed?.Invoke();
+                c.AdapterLoaded += (engine, adapter) => AdapterLoaded?.Invoke(engine, adapter);
                 _connections[e.Name] = c;
                 c.Start();
             }

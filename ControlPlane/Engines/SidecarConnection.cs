@@ -77,6 +77,9 @@ internal sealed partial class SidecarConnection : IAsyncDisposable
     /// <summary>Raised after anything in <see cref="View"/> changed.</summary>
     public event Action? Changed;
 
+    /// <summary>Raised (before <see cref="Changed"/>) for each adapter that became LOADED on this engine.</summary>
+    public event Action<string, string>? AdapterLoaded;
+
     public void Start() => _watch ??= Task.Run(() => WatchLoopAsync(_stop.Token));
 
     public EngineView View
@@ -104,6 +107,7 @@ internal sealed partial class SidecarConnection : IAsyncDisposable
             if (_nextEnsure is { } due && due > _time.GetUtcNow()) return false;
             generation = ++_generation;
         }
+        List<string>? loaded;
         var request = new EnsureAdaptersRequest { Generation = generation };
         request.Adapters.AddRange(desired);
         try
@@ -117,12 +121,14 @@ internal sealed partial class SidecarConnection : IAsyncDisposable
                 _nextEnsure = null;
                 _lastError = null;
                 // The response already carries each adapter's state; merge it so status is fresh at once.
+                loaded = NewlyLoaded(_adapters, response.Adapters);
                 foreach (var a in response.Adapters) _adapters[a.Name] = a;
                 foreach (var gone in _adapters.Keys.Where(n => desired.All(d => d.Name != n)).ToList())
                     if (_adapters[gone].Phase is not AdapterPhase.Unloading) _adapters.Remove(gone);
             }
             LogEnsured(_logger, Endpoint.Name, desired.Count, generation);
             ControlPlaneTelemetry.EnsureCalls.Add(1, new KeyValuePair<string, object?>("result", "ok"));
+            RaiseLoaded(loaded);
             Changed?.Invoke();
             return true;
         }
@@ -142,6 +148,22 @@ internal sealed partial class SidecarConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Adapters LOADED in <paramref name="next"/> that were not LOADED in <paramref name="current"/>; null when none.</summary>
+    private static List<string>? NewlyLoaded(Dictionary<string, AdapterStatus> current, IEnumerable<AdapterStatus> next)
+    {
+        List<string>? loaded = null;
+        foreach (var a in next)
+            if (a.Phase == AdapterPhase.Loaded && !(current.TryGetValue(a.Name, out var was) && was.Phase == AdapterPhase.Loaded))
+                (loaded ??= []).Add(a.Name);
+        return loaded;
+    }
+
+    private void RaiseLoaded(List<string>? loaded)
+    {
+        if (loaded is null) return;
+        foreach (var name in loaded) AdapterLoaded?.Invoke(Endpoint.Name, name);
+    }
+
     private async Task WatchLoopAsync(CancellationToken ct)
     {
         var attempt = 0;
@@ -154,6 +176,7 @@ internal sealed partial class SidecarConnection : IAsyncDisposable
                 await foreach (var state in call.ResponseStream.ReadAllAsync(ct))
                 {
                     attempt = 0;
+                    List<string>? loaded;
                     lock (_gate)
                     {
                         if (first)
@@ -167,11 +190,13 @@ internal sealed partial class SidecarConnection : IAsyncDisposable
                             _ensureFailures = 0;
                         }
                         if (state.Info is not null) _info = state.Info;
+                        loaded = NewlyLoaded(_adapters, state.Adapters);
                         _adapters = state.Adapters.ToDictionary(a => a.Name, StringComparer.Ordinal);
                         if (state.Load is not null) _load = state.Load;
                     }
                     if (first) LogConnected(_logger, Endpoint.Name, Endpoint.SidecarUrl);
                     first = false;
+                    RaiseLoaded(loaded);
                     Changed?.Invoke();
                 }
                 MarkDisconnected("the state stream ended");

@@ -36,6 +36,10 @@ internal sealed partial class Reconciler : BackgroundService
     private readonly Dictionary<string, DiscoveryEntry> _discoveries = new(StringComparer.Ordinal);
     // On-demand adapters a gateway asked for, with when it last asked (least recently requested is evicted first).
     private readonly Dictionary<string, DateTimeOffset> _requested = new(StringComparer.Ordinal);
+    // Loads a gateway waits for, (adapter, engine or null = anywhere) → until when; guarded by _requestGate.
+    private readonly Dictionary<(string Adapter, string? Engine), DateTimeOffset> _awaited = [];
+    // 1 when the next pass should skip the coalescing delay (see WakeNow).
+    private int _urgent;
     // Overflow loads gateways asked for, by (adapter, engine); applied over each solved plan until they expire.
     private readonly Dictionary<(string Adapter, string Engine), OverflowGrant> _grants = [];
     private readonly Lock _requestGate = new();
@@ -74,10 +78,42 @@ internal sealed partial class Reconciler : BackgroundService
 
     public void Wake() => _wake.Writer.TryWrite(true);
 
+    /// <summary>
+    /// A wake a gateway's request is waiting on (a cold start, an overflow load, or the load one of them
+    /// asked for completing): the next pass starts without the coalescing delay.
+    /// </summary>
+    private void WakeNow()
+    {
+        Volatile.Write(ref _urgent, 1);
+        Wake();
+    }
+
+    /// <summary>
+    /// Notes that a gateway waits for <paramref name="adapter"/> to be LOADED (on <paramref name="engine"/>,
+    /// or anywhere when null), so that the sidecar's report of it wakes the reconciler at once.
+    /// </summary>
+    private void Await(string adapter, string? engine)
+    {
+        var now = _time.GetUtcNow();
+        lock (_requestGate)
+        {
+            foreach (var expired in _awaited.Where(a => a.Value <= now).Select(a => a.Key).ToList()) _awaited.Remove(expired);
+            _awaited[(adapter, engine)] = now + TimeSpan.FromSeconds(30);
+        }
+    }
+
+    private void OnAdapterLoaded(string engine, string adapter)
+    {
+        bool awaited;
+        lock (_requestGate) awaited = _awaited.Remove((adapter, engine)) | _awaited.Remove((adapter, null));
+        if (awaited) WakeNow();
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _home.Changed += Wake;
         _engines.Changed += Wake;
+        _engines.AdapterLoaded += OnAdapterLoaded;
         await _home.StartAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -104,8 +140,9 @@ internal sealed partial class Reconciler : BackgroundService
                 var elapsed = Task.Delay(delay, _time, timer.Token);
                 await Task.WhenAny(woken, elapsed);
                 await timer.CancelAsync();
-                // Coalesce a burst of state updates into one pass.
-                await Task.Delay(TimeSpan.FromMilliseconds(20), _time, stoppingToken);
+                // Coalesce a burst of state updates into one pass, unless a gateway's request waits on it.
+                if (Interlocked.Exchange(ref _urgent, 0) == 0)
+                    await Task.Delay(TimeSpan.FromMilliseconds(20), _time, stoppingToken);
                 while (_wake.Reader.TryRead(out _)) { }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -139,7 +176,8 @@ internal sealed partial class Reconciler : BackgroundService
             _requested[name] = _time.GetUtcNow();
             done = _reconciled.Task;
         }
-        Wake();
+        Await(name, null);
+        WakeNow();
         // Wait for a reconcile that started after the request.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
@@ -159,7 +197,7 @@ internal sealed partial class Reconciler : BackgroundService
                     next = _reconciled.Task;
                 }
                 LogEvicted(_logger, string.Join(", ", evict), name);
-                Wake();
+                WakeNow();
                 after = await next.WaitAsync(timeout.Token);
                 engines = after.Plan.EnginesFor(name);
             }
@@ -222,7 +260,8 @@ internal sealed partial class Reconciler : BackgroundService
             _grants[(name, engine)] = grant;
             done = _reconciled.Task;
         }
-        Wake();
+        Await(name, engine);
+        WakeNow();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
         try
@@ -232,7 +271,7 @@ internal sealed partial class Reconciler : BackgroundService
             if (!after.Overflows.Any(g => g.Adapter == name && g.Engine == engine && g.Expires >= grant.Expires))
             {
                 lock (_requestGate) done = _reconciled.Task;
-                Wake();
+                WakeNow();
                 after = await done.WaitAsync(timeout.Token);
             }
             if (after.Plan.EnginesFor(name).Contains(engine, StringComparer.Ordinal))

@@ -71,7 +71,7 @@ internal sealed record SimulationOptions
     /// <summary>
     /// Seconds from an overflow grant to the adapter being usable on the target: the control path the
     /// simulator does not run (RequestLoad, a reconcile pass, the sidecar's load, the routing table update).
-    /// The live stack on this machine takes ≈ 0.115 s of wall time (bench/LiveValidation).
+    /// The live stack on this machine takes ≈ 0.09–0.11 s of wall time on average (bench/LiveValidation).
     /// </summary>
     public double OverflowLatency { get; init; } = 0.1;
     /// <summary><c>Gateway:Picking:Overflow:RefusalCooldown</c> in seconds (product default).</summary>

@@ -29,7 +29,7 @@ internal static class CommandLine
         new("--report-interval", "Gateway:Demand:ReportInterval in virtual seconds (default 4)", (o, v) => o with { ReportInterval = Double(v, "--report-interval", 0.1, 3600) }),
         new("--demand-window", "ControlPlane:DemandWindow in virtual seconds (default 10)", (o, v) => o with { DemandWindow = Double(v, "--demand-window", 0.1, 3600) }),
         new("--control-interval", "ControlPlane:ResyncInterval in virtual seconds (default 30)", (o, v) => o with { ControlInterval = Double(v, "--control-interval", 0.1, 3600) }),
-        new("--overflow-latency", "wall seconds of the live overflow-load path, charged to the simulator × the time scale (default 0.115)", (o, v) => o with { OverflowLatency = Double(v, "--overflow-latency", 0, 60) }),
+        new("--overflow-latency", "wall seconds of the live overflow-load path, charged to the simulator × the time scale (default 0.09)", (o, v) => o with { OverflowLatency = Double(v, "--overflow-latency", 0, 60) }),
         new("--tolerance", "relative TTFT tolerance, live vs simulated (default 0.35)", (o, v) => o with { Tolerance = Double(v, "--tolerance", 0, 10) }),
         new("--tolerance-floor", "absolute TTFT tolerance in virtual seconds; the larger of the two applies (default 0.05)", (o, v) => o with { ToleranceFloor = Double(v, "--tolerance-floor", 0, 60) }),
         new("--out", "output directory (default bench/results/live-validation)", (o, v) => o with { Output = NonEmpty(v, "--out") }),
