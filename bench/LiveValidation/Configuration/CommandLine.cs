@@ -24,7 +24,7 @@ internal static class CommandLine
         new("--duration", "virtual seconds of arrivals per run, warm-up included (default 60)", (o, v) => o with { Duration = Double(v, "--duration", 1, 3600) }),
         new("--warmup", "virtual seconds not measured at the start (default 15)", (o, v) => o with { Warmup = Double(v, "--warmup", 0, 3600) }),
         new("--seed", "workload seed; the same seed gives the same requests (default 1)", (o, v) => o with { Seed = Int(v, "--seed", int.MinValue, int.MaxValue) }),
-        new("--policies", "comma-separated: B0, B1, B2, HybridServing, or all (default all)", (o, v) => o with { Policies = Policies(v) }),
+        new("--policies", "comma-separated: B0, B1, B2, HybridServing, HybridServing-no-overflow, or all (default all)", (o, v) => o with { Policies = Policies(v) }),
         new("--rate-per-replica", "ControlPlane:RatePerReplica in requests per virtual second (default 1)", (o, v) => o with { RatePerReplica = Double(v, "--rate-per-replica", 0.001, 1e6) }),
         new("--report-interval", "Gateway:Demand:ReportInterval in virtual seconds (default 4)", (o, v) => o with { ReportInterval = Double(v, "--report-interval", 0.1, 3600) }),
         new("--demand-window", "ControlPlane:DemandWindow in virtual seconds (default 10)", (o, v) => o with { DemandWindow = Double(v, "--demand-window", 0.1, 3600) }),

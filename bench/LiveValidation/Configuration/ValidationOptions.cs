@@ -10,7 +10,7 @@ namespace HybridServing.LiveValidation.Configuration;
 /// </summary>
 internal sealed record ValidationOptions
 {
-    public static readonly IReadOnlyList<string> AllPolicies = [PolicyNames.B0, PolicyNames.B1, PolicyNames.B2, PolicyNames.HybridServing];
+    public static readonly IReadOnlyList<string> AllPolicies = [PolicyNames.B0, PolicyNames.B1, PolicyNames.B2, PolicyNames.HybridServing, PolicyNames.HybridServingNoOverflow];
 
     public int Engines { get; init; } = 4;
     public int Adapters { get; init; } = 60;

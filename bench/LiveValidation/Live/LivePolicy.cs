@@ -16,7 +16,8 @@ internal sealed record LivePolicy(
     bool ReportsDemand,
     int ReportedMaxCpuLoras,
     int ReplicasPerAdapter,
-    IReadOnlyDictionary<string, string> Manifests)
+    IReadOnlyDictionary<string, string> Manifests,
+    bool Overflow = false)
 {
     /// <summary>Label the control plane gives engine i (<c>engine: engine-i</c>), for B2's pinned manifests.</summary>
     public const string EngineLabel = "engine";
@@ -31,14 +32,17 @@ internal sealed record LivePolicy(
     /// B2 pins each adapter to one engine exactly as the simulator's AIBrix-style policy does (adapter i
     /// on engine i mod M: "the engine with the fewest adapters" in creation order), through one manifest
     /// per engine with a podSelector. HybridServing is the product as shipped: replicas all, demand
-    /// reports, the hybrid picker.
+    /// reports, the hybrid picker with overflow loads; HybridServing-no-overflow the same with
+    /// <c>Gateway:Picking:Overflow:Enabled=false</c>, which takes the live control path (not
+    /// time-compressed) off the request path.
     /// </summary>
     public static LivePolicy For(string policy, ValidationOptions o, AdapterCatalog catalog, string adapterRoot) => policy switch
     {
         PolicyNames.B0 => new(policy, "round-robin", false, Math.Max(o.MaxCpuLoras, catalog.Count), o.Engines, Everywhere(adapterRoot)),
         PolicyNames.B1 => new(policy, "lora-affinity", false, Math.Max(o.MaxCpuLoras, catalog.Count), o.Engines, Everywhere(adapterRoot)),
         PolicyNames.B2 => new(policy, "least-request", false, o.MaxCpuLoras, 1, PinnedRoundRobin(o.Engines, catalog, adapterRoot)),
-        PolicyNames.HybridServing => new(policy, "hybrid", true, o.MaxCpuLoras, 1, Everywhere(adapterRoot)),
+        PolicyNames.HybridServing => new(policy, "hybrid", true, o.MaxCpuLoras, 1, Everywhere(adapterRoot), Overflow: true),
+        PolicyNames.HybridServingNoOverflow => new(policy, "hybrid", true, o.MaxCpuLoras, 1, Everywhere(adapterRoot)),
         _ => throw new ArgumentException($"The live stack cannot express policy '{policy}'.", nameof(policy)),
     };
 
