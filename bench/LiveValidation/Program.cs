@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using HybridServing.AppHost.Orchestration;
 using HybridServing.ClusterSimulator.Cluster;
+using OptionException = HybridServing.ClusterSimulator.Configuration.OptionException;
 using HybridServing.ClusterSimulator.Workload;
 using HybridServing.LiveValidation.Comparison;
 using HybridServing.LiveValidation.Configuration;

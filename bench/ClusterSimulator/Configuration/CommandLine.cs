@@ -1,10 +1,8 @@
 using System.Globalization;
 using HybridServing.Contracts.Resources;
+using static HybridServing.ClusterSimulator.Configuration.OptionParser;
 
 namespace HybridServing.ClusterSimulator.Configuration;
-
-/// <summary>A wrong command-line value: the message names the flag and says what is allowed.</summary>
-internal sealed class OptionException(string message) : Exception(message);
 
 /// <summary>
 /// Parses <c>--flag value</c> / <c>--flag=value</c>. Every option is validated here so a wrong
@@ -12,9 +10,7 @@ internal sealed class OptionException(string message) : Exception(message);
 /// </summary>
 internal static class CommandLine
 {
-    private sealed record Flag(string Name, string Help, Func<SimulationOptions, string, SimulationOptions> Apply);
-
-    private static readonly Flag[] Flags =
+    private static readonly OptionFlag<SimulationOptions>[] Flags =
     [
         new("--adapters", "number of adapters N (default 1000)", (o, v) => o with { Adapters = Int(v, "--adapters", 1, 1_000_000) }),
         new("--engines", "number of engines M (default 16)", (o, v) => o with { Engines = Int(v, "--engines", 1, 4096) }),
@@ -57,37 +53,11 @@ internal static class CommandLine
         new("--tuning-engines", "extra engine counts for the knee-only tuning matrix, e.g. 64", (o, v) => o with { TuningEngines = DoubleList(v, "--tuning-engines", 1, 4096).Select(CheckedInt("--tuning-engines")).ToArray() }),
     ];
 
-    public static string Help =>
-        "Usage: dotnet run -c Release --project bench/ClusterSimulator -- [options]\n\n" +
-        string.Join("\n", Flags.Select(f => $"  {f.Name,-20} {f.Help}")) + "\n  --help               this text";
+    public static string Help => OptionParser.Help("bench/ClusterSimulator", Flags);
 
     /// <summary>Null when --help was asked for.</summary>
-    public static SimulationOptions? Parse(IReadOnlyList<string> args)
-    {
-        var options = new SimulationOptions();
-        for (var i = 0; i < args.Count; i++)
-        {
-            var arg = args[i];
-            if (arg is "--help" or "-h") return null;
-            string name, value;
-            var eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                name = arg[..eq];
-                value = arg[(eq + 1)..];
-            }
-            else
-            {
-                name = arg;
-                if (i + 1 >= args.Count) throw new OptionException($"{name}: a value is required.");
-                value = args[++i];
-            }
-            var flag = Flags.FirstOrDefault(f => f.Name == name)
-                ?? throw new OptionException($"{name}: unknown option; run with --help for the list.");
-            options = flag.Apply(options, value);
-        }
-        return Validate(options);
-    }
+    public static SimulationOptions? Parse(IReadOnlyList<string> args) =>
+        OptionParser.Parse(args, new SimulationOptions(), Flags) is { } options ? Validate(options) : null;
 
     private static SimulationOptions Validate(SimulationOptions o)
     {
@@ -102,48 +72,8 @@ internal static class CommandLine
         return o;
     }
 
-    private static int Int(string v, string flag, int min, int max)
-    {
-        if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x))
-            throw new OptionException($"{flag}: '{v}' is not an integer.");
-        if (x < min || x > max) throw new OptionException($"{flag}: {x} is out of range [{min}, {max}].");
-        return x;
-    }
-
-    private static double Double(string v, string flag, double min, double max)
-    {
-        if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) || !double.IsFinite(x))
-            throw new OptionException($"{flag}: '{v}' is not a number.");
-        if (x < min || x > max) throw new OptionException($"{flag}: {x.ToString(CultureInfo.InvariantCulture)} is out of range [{min.ToString(CultureInfo.InvariantCulture)}, {max.ToString(CultureInfo.InvariantCulture)}].");
-        return x;
-    }
-
     private static Func<double, int> CheckedInt(string flag) => d =>
         d == Math.Floor(d) ? (int)d : throw new OptionException($"{flag}: {d.ToString(CultureInfo.InvariantCulture)} is not an integer.");
-
-    private static double[] DoubleList(string v, string flag, double min, double max)
-    {
-        var parts = v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length == 0) throw new OptionException($"{flag}: give at least one value.");
-        return [.. parts.Select(p => Double(p, flag, min, max)).Order()];
-    }
-
-    private static string NonEmpty(string v, string flag) =>
-        string.IsNullOrWhiteSpace(v) ? throw new OptionException($"{flag}: must not be empty.") : v;
-
-    private static string[] Choice(string v, string flag, IReadOnlyList<string> allowed, IReadOnlyList<string>? all = null)
-    {
-        if (v.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)) return [.. all ?? allowed];
-        var chosen = new List<string>();
-        foreach (var part in v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-        {
-            var match = allowed.FirstOrDefault(a => a.Equals(part, StringComparison.OrdinalIgnoreCase))
-                ?? throw new OptionException($"{flag}: '{part}' is not one of {string.Join(", ", allowed)}.");
-            if (!chosen.Contains(match)) chosen.Add(match);
-        }
-        if (chosen.Count == 0) throw new OptionException($"{flag}: give at least one of {string.Join(", ", allowed)}.");
-        return [.. allowed.Where(chosen.Contains)];
-    }
 
     private static ReplicaConfig? Replicas(string v)
     {

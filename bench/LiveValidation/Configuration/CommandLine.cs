@@ -1,16 +1,12 @@
-using System.Globalization;
+using HybridServing.ClusterSimulator.Configuration;
+using static HybridServing.ClusterSimulator.Configuration.OptionParser;
 
 namespace HybridServing.LiveValidation.Configuration;
 
-/// <summary>A wrong command-line value: the message names the flag and says what is allowed. Exit code 2.</summary>
-internal sealed class OptionException(string message) : Exception(message);
-
-/// <summary>Parses <c>--flag value</c> / <c>--flag=value</c>; every value is checked before anything starts.</summary>
+/// <summary>Parses <c>--flag value</c> / <c>--flag=value</c> (the cluster simulator's parser); every value is checked before anything starts.</summary>
 internal static class CommandLine
 {
-    private sealed record Flag(string Name, string Help, Func<ValidationOptions, string, ValidationOptions> Apply);
-
-    private static readonly Flag[] Flags =
+    private static readonly OptionFlag<ValidationOptions>[] Flags =
     [
         new("--engines", "MockEngines, each with its sidecar (default 4)", (o, v) => o with { Engines = Int(v, "--engines", 1, 9) }),
         new("--adapters", "adapters, written as real PEFT directories (default 60)", (o, v) => o with { Adapters = Int(v, "--adapters", 1, 1000) }),
@@ -36,35 +32,12 @@ internal static class CommandLine
         new("--work-dir", "adapters, manifests and component logs (default $TMP/hybridserving-live-validation)", (o, v) => o with { WorkDirectory = NonEmpty(v, "--work-dir") }),
     ];
 
-    public static string Help =>
-        "Usage: dotnet run -c Release --project bench/LiveValidation -- [options]\n\n" +
-        string.Join("\n", Flags.Select(f => $"  {f.Name,-20} {f.Help}")) + "\n  --help               this text";
+    public static string Help => OptionParser.Help("bench/LiveValidation", Flags);
 
     /// <summary>Null when --help was asked for.</summary>
     public static ValidationOptions? Parse(IReadOnlyList<string> args)
     {
-        var options = new ValidationOptions();
-        for (var i = 0; i < args.Count; i++)
-        {
-            var arg = args[i];
-            if (arg is "--help" or "-h") return null;
-            string name, value;
-            var eq = arg.IndexOf('=');
-            if (arg.StartsWith("--", StringComparison.Ordinal) && eq > 0)
-            {
-                name = arg[..eq];
-                value = arg[(eq + 1)..];
-            }
-            else
-            {
-                name = arg;
-                if (i + 1 >= args.Count) throw new OptionException($"{name}: a value is required.");
-                value = args[++i];
-            }
-            var flag = Flags.FirstOrDefault(f => f.Name == name)
-                ?? throw new OptionException($"{name}: unknown option; run with --help for the list.");
-            options = flag.Apply(options, value);
-        }
+        if (OptionParser.Parse(args, new ValidationOptions(), Flags) is not { } options) return null;
         if (options.Warmup >= options.Duration)
             throw new OptionException($"--warmup: {Show(options.Warmup)} s must be shorter than --duration ({Show(options.Duration)} s).");
         if (options.MaxCpuLoras < options.MaxLoras)
@@ -72,46 +45,6 @@ internal static class CommandLine
         return options;
     }
 
-    private static string Show(double x) => x.ToString(CultureInfo.InvariantCulture);
-
-    private static int Int(string v, string flag, int min, int max)
-    {
-        if (!int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var x))
-            throw new OptionException($"{flag}: '{v}' is not an integer.");
-        if (x < min || x > max) throw new OptionException($"{flag}: {x} is out of range [{min}, {max}].");
-        return x;
-    }
-
-    private static double Double(string v, string flag, double min, double max)
-    {
-        if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) || !double.IsFinite(x))
-            throw new OptionException($"{flag}: '{v}' is not a number.");
-        if (x < min || x > max) throw new OptionException($"{flag}: {Show(x)} is out of range [{Show(min)}, {Show(max)}].");
-        return x;
-    }
-
-    private static double[] DoubleList(string v, string flag, double min, double max)
-    {
-        var parts = v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length == 0) throw new OptionException($"{flag}: give at least one value.");
-        return [.. parts.Select(p => Double(p, flag, min, max)).Distinct().Order()];
-    }
-
-    private static string NonEmpty(string v, string flag) =>
-        string.IsNullOrWhiteSpace(v) ? throw new OptionException($"{flag}: must not be empty.") : v;
-
-    private static string[] Policies(string v)
-    {
-        var allowed = ValidationOptions.AllPolicies;
-        if (v.Trim().Equals("all", StringComparison.OrdinalIgnoreCase)) return [.. allowed];
-        var chosen = new List<string>();
-        foreach (var part in v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-        {
-            var match = allowed.FirstOrDefault(a => a.Equals(part, StringComparison.OrdinalIgnoreCase))
-                ?? throw new OptionException($"--policies: '{part}' is not one of {string.Join(", ", allowed)} (the live stack cannot express the others).");
-            if (!chosen.Contains(match)) chosen.Add(match);
-        }
-        if (chosen.Count == 0) throw new OptionException($"--policies: give at least one of {string.Join(", ", allowed)}.");
-        return [.. allowed.Where(chosen.Contains)];
-    }
+    private static string[] Policies(string v) =>
+        Choice(v, "--policies", ValidationOptions.AllPolicies, "the live stack cannot express the others");
 }
