@@ -9,6 +9,7 @@ using HybridServing.Bench.Cli;
 using HybridServing.Bench.Hosting;
 using HybridServing.Bench.Load;
 using HybridServing.Bench.Results;
+using HybridServing.TestKit;
 using HybridServing.Contracts.ControlPlane;
 using HybridServing.Contracts.Peft;
 
@@ -70,7 +71,7 @@ internal static class DeclaredToRoutableCommand
                 PeftAdapterWriter.Write(Path.Combine(adapters, name), shape, rank, ["q_proj", "v_proj"], seed * 7919 + i);
             var size = Directory.GetFiles(Path.Combine(adapters, names[0])).Sum(f => new FileInfo(f).Length);
 
-            var ports = PortBlocks.Take(engines);
+            var ports = (Engines: Ports.GetFreeBlock(engines), SidecarsHttp: Ports.GetFreeBlock(engines), SidecarsGrpc: Ports.GetFreeBlock(engines));
             var options = new AppHostOptions
             {
                 ManifestsPath = manifests, AdapterRoots = [adapters], BaseModel = baseModel, Engines = engines,
@@ -230,37 +231,6 @@ internal static class DeclaredToRoutableCommand
             _stop.Cancel();
             _channel.Dispose();
             _stop.Dispose();
-        }
-    }
-
-    /// <summary>Three blocks of consecutive free ports (engines, sidecar HTTP, sidecar gRPC), as the AppHost numbers them.</summary>
-    private static class PortBlocks
-    {
-        public static (int Engines, int SidecarsHttp, int SidecarsGrpc) Take(int count)
-        {
-            var taken = new List<int>();
-            for (var attempt = 0; attempt < 500 && taken.Count < 3; attempt++)
-            {
-                var start = Random.Shared.Next(15_000, 30_000);
-                if (taken.Any(t => Math.Abs(t - start) < count) || !Enumerable.Range(start, count).All(IsFree)) continue;
-                taken.Add(start);
-            }
-            if (taken.Count < 3) throw new InvalidOperationException("No free port blocks found.");
-            return (taken[0], taken[1], taken[2]);
-        }
-
-        private static bool IsFree(int port)
-        {
-            try
-            {
-                using var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
-                l.Start();
-                return true;
-            }
-            catch (System.Net.Sockets.SocketException)
-            {
-                return false;
-            }
         }
     }
 }

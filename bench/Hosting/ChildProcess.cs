@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net.Sockets;
 
 namespace HybridServing.Bench.Hosting;
 
@@ -178,12 +177,8 @@ internal sealed class ChildProcess : IAsyncDisposable
 /// <summary>Free loopback ports (bind port 0, read, release).</summary>
 internal static class FreePorts
 {
-    public static int Get()
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
-        return ((System.Net.IPEndPoint)socket.LocalEndPoint!).Port;
-    }
+    /// <summary>A free loopback port below the ephemeral range (outgoing connections cannot take it meanwhile).</summary>
+    public static int Get() => HybridServing.TestKit.Ports.GetFree();
 
     public static Uri Url(int port) => new($"http://127.0.0.1:{port}/");
 }

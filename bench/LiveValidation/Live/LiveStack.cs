@@ -48,7 +48,7 @@ internal sealed class LiveStack : IAsyncDisposable
         if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
 
         var m = o.Engines;
-        var first = PortBlock.Find(3 * m + 3);
+        var first = HybridServing.TestKit.Ports.GetFreeBlock(3 * m + 3);
         var appHost = new AppHostOptions
         {
             ManifestsPath = manifests,
