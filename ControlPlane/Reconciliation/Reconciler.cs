@@ -571,19 +571,23 @@ internal sealed partial class Reconciler : BackgroundService
 
     private static AdapterDemand ToDemand(LoraAdapterSpec spec, DiscoveredAdapter adapter, IReadOnlySet<string>? excluded)
     {
-        var replicas = spec.DeploymentConfig?.Replicas;
-        int min, max;
-        if (replicas?.All == true) { min = 1; max = int.MaxValue; }
-        else
-        {
-            min = replicas?.Min ?? Math.Min(1, replicas?.Max ?? 1);
-            max = replicas?.Max ?? Math.Max(min, 1);
-        }
+        var (min, max) = ReplicaBounds(spec.DeploymentConfig?.Replicas);
         var memory = adapter.SizeBytes;
         if (spec.SchedulingConfig?.ResourceRequirements?.Memory is { } m && Quantity.TryParseBytes(m, out var declared)) memory = Math.Max(memory, declared);
         return new AdapterDemand(adapter.Name, spec.BaseModel, adapter.Rank, memory, ToSelector(spec.DeploymentConfig?.PodSelector),
             min, max, spec.SchedulingConfig?.Priority ?? 0,
             (spec.SchedulingConfig?.PreemptionPolicy ?? PreemptionPolicies.LowerPriority) == PreemptionPolicies.LowerPriority, excluded);
+    }
+
+    /// <summary>
+    /// <c>spec.deploymentConfig.replicas</c> as placement bounds: <c>all</c> = 1..every engine; not given =
+    /// exactly one; a missing min is 1 (0 when max is 0), a missing max is the min (at least 1).
+    /// </summary>
+    internal static (int Min, int Max) ReplicaBounds(ReplicaConfig? replicas)
+    {
+        if (replicas?.All == true) return (1, int.MaxValue);
+        var min = replicas?.Min ?? Math.Min(1, replicas?.Max ?? 1);
+        return (min, replicas?.Max ?? Math.Max(min, 1));
     }
 
     internal static EngineSelector ToSelector(V1LabelSelector? selector) => selector is null

@@ -56,16 +56,6 @@ public sealed class DemandPathTests
     }
 
     [Fact]
-    public void The_replicas_spec_is_read_as_the_reconciler_reads_it()
-    {
-        Assert.Equal((1, int.MaxValue), HybridServingPolicy.DeclaredReplicas(new ReplicaConfig { All = true }));
-        Assert.Equal((1, 1), HybridServingPolicy.DeclaredReplicas(null));
-        Assert.Equal((2, 5), HybridServingPolicy.DeclaredReplicas(new ReplicaConfig { Min = 2, Max = 5 }));
-        Assert.Equal((1, 3), HybridServingPolicy.DeclaredReplicas(new ReplicaConfig { Max = 3 }));
-        Assert.Equal((2, 2), HybridServingPolicy.DeclaredReplicas(new ReplicaConfig { Min = 2 }));
-    }
-
-    [Fact]
     public void A_flash_crowd_reaches_a_second_engine_through_the_demand_reports_alone()
     {
         // 3 engines × 21 host slots for 60 adapters: three spare slots, so the flash adapter starts on one engine.

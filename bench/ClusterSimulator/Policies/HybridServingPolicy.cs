@@ -3,6 +3,7 @@ using HybridServing.ClusterSimulator.Configuration;
 using HybridServing.ClusterSimulator.Workload;
 using HybridServing.ControlPlane;
 using HybridServing.ControlPlane.Placement;
+using HybridServing.ControlPlane.Reconciliation;
 using HybridServing.Contracts.ControlPlane;
 using HybridServing.Contracts.Resources;
 using HybridServing.Gateway;
@@ -215,7 +216,7 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
     /// </summary>
     private Plan Solve(SimulatedCluster cluster)
     {
-        var (min, max) = DeclaredReplicas(options.Replicas);
+        var (min, max) = Reconciler.ReplicaBounds(options.Replicas);
         _declared ??= [.. cluster.Catalog.Adapters.Select(x => new AdapterDemand(x.Name, AdapterCatalog.BaseModel, x.Rank, x.SizeBytes,
             EngineSelector.Everything, min, max, Priority: 0, CanPreempt: true))];
         var rates = _tracker!.Rates();
@@ -232,18 +233,6 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
         _lastDemands = demands;
         _lastDemandsByName = demands.ToDictionary(d => d.Name, StringComparer.Ordinal);
         return _lastPlan = PlacementSolver.Solve(snapshot, demands, _placement);
-    }
-
-    /// <summary>
-    /// Replicas as the Reconciler reads <c>spec.deploymentConfig.replicas</c> (<c>Reconciler.ToDemand</c>,
-    /// which is private, hence restated): <c>all</c> = 1..every engine; not given = exactly one; a
-    /// missing min is 1, a missing max is the min.
-    /// </summary>
-    internal static (int Min, int Max) DeclaredReplicas(ReplicaConfig? replicas)
-    {
-        if (replicas?.All == true) return (1, int.MaxValue);
-        var min = replicas?.Min ?? Math.Min(1, replicas?.Max ?? 1);
-        return (min, replicas?.Max ?? Math.Max(min, 1));
     }
 
     private void Apply(SimulatedCluster cluster, Plan plan)
