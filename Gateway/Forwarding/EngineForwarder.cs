@@ -44,7 +44,7 @@ internal sealed class EngineForwarder : IDisposable
     }
 
     /// <param name="holdBackNotFound">Another engine holds the adapter: an answer of 404 from this one is not passed on (see <see cref="ForwardAttempt.ModelNotFound"/>).</param>
-    public async Task<ForwardAttempt> ForwardAsync(HttpContext context, EngineRoute engine, RequestBody body, bool holdBackNotFound = false)
+    public async Task<ForwardAttempt> ForwardAsync(HttpContext context, EngineRoute engine, RequestBody body, bool holdBackNotFound)
     {
         // Each attempt reads the buffered bytes from the start; the client's body was consumed once.
         context.Request.Body = body.OpenRead();

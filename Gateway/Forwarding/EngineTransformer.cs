@@ -11,7 +11,7 @@ namespace HybridServing.Gateway.Forwarding;
 /// A 404 is not passed to the client but reported as <see cref="ModelNotFound"/>: the request was for an
 /// adapter the routing table shows on another engine too, and this one no longer has it (placement moved it).
 /// </param>
-internal sealed class EngineTransformer(string engine, string? engineHeader, string? engineApiKey, bool holdBackNotFound = false) : HttpTransformer
+internal sealed class EngineTransformer(string engine, string? engineHeader, string? engineApiKey, bool holdBackNotFound) : HttpTransformer
 {
     /// <summary>The engine's status code, once its response headers arrived.</summary>
     public int? UpstreamStatus { get; private set; }

@@ -64,10 +64,22 @@ public sealed class CommandLineTests
     [InlineData("--replicas", "0:4")]
     [InlineData("--replicas", "1:1001")]
     [InlineData("--replicas", "some")]
+    [InlineData("--overflow-extra-slots", "-1")]
+    [InlineData("--overflow-grant-ttl", "0")]
+    [InlineData("--overflow-headroom", "x")]
+    [InlineData("--overflow-max-queue", "-2")]
+    [InlineData("--overflow-latency", "61")]
     public void Wrong_values_name_the_flag(string flag, string value)
     {
         var e = Assert.Throws<OptionException>(() => CommandLine.Parse([flag, value]));
         Assert.StartsWith(flag, e.Message);
+    }
+
+    [Fact]
+    public void Overflow_knobs_can_be_set()
+    {
+        var o = CommandLine.Parse(["--overflow-extra-slots", "4", "--overflow-grant-ttl=5", "--overflow-headroom", "0", "--overflow-max-queue", "8", "--overflow-latency", "0"])!;
+        Assert.Equal((4, 5.0, 0, 8, 0.0), (o.OverflowExtraSlots, o.OverflowGrantTtl, o.OverflowHeadroom, o.OverflowMaxQueue, o.OverflowLatency));
     }
 
     [Fact]

@@ -25,7 +25,7 @@ public sealed class DemandPathTests
     public void A_reported_rate_gives_the_adapter_its_replicas_within_the_declared_bounds(string replicas, int expected)
     {
         var o = Tight with { Replicas = CommandLine.Parse(["--replicas", replicas])!.Replicas };
-        var (cluster, policy) = Start(o);
+        var (cluster, policy) = HybridCluster.Start(o);
         Assert.Equal(1, Holders(cluster, Hot));
 
         // 30 requests before the first report: 30 in a 10 s window = 3 req/s, 3 replicas at 1 req/s per replica.
@@ -39,7 +39,7 @@ public sealed class DemandPathTests
     public void Only_a_report_that_changes_some_replica_count_replans()
     {
         var o = Tight with { RatePerReplica = 10 };
-        var (cluster, policy) = Start(o);
+        var (cluster, policy) = HybridCluster.Start(o);
         var initial = policy.Replans;
         // Steady 6 req/s: the first report makes the adapter known (a change); 3 and then 6 req/s both ask for one replica.
         for (var i = 1; i <= 3; i++)
@@ -69,16 +69,6 @@ public sealed class DemandPathTests
         Assert.NotNull(reported.FlashOnTwoEnginesSeconds);
         // Virtual seconds: the first report after the event carries it (2 req/s in a 10 s window asks for 2 replicas).
         Assert.InRange(reported.FlashOnTwoEnginesSeconds!.Value, 0.001, 2 * o.ReportInterval);
-    }
-
-    private static (SimulatedCluster, HybridServingPolicy) Start(SimulationOptions o)
-    {
-        var policy = new HybridServingPolicy(o);
-        var cluster = new SimulatedCluster(o, new AdapterCatalog(o), policy, startSeconds: 0);
-        foreach (var e in cluster.AllEngines)
-            for (var a = 0; a < o.Adapters; a++) cluster.Stage(e, a);
-        policy.Initialize(cluster);
-        return (cluster, policy);
     }
 
     /// <summary>The gateway accepts <paramref name="count"/> requests for the adapter, 0.1 s apart.</summary>

@@ -22,7 +22,7 @@ public sealed class OverflowPathTests
     [Fact]
     public void A_request_whose_only_holder_is_slot_bound_is_loaded_and_served_on_an_engine_with_free_slots()
     {
-        var (cluster, policy) = Start(TwoEngines);
+        var (cluster, policy) = HybridCluster.Start(TwoEngines);
         var (holder, other, adapter) = SlotBound(cluster);
 
         var request = Send(cluster, adapter);
@@ -41,7 +41,7 @@ public sealed class OverflowPathTests
     [Fact]
     public void Without_overflow_the_request_waits_for_a_slot_on_its_holder()
     {
-        var (cluster, policy) = Start(TwoEngines, overflow: false);
+        var (cluster, policy) = HybridCluster.Start(TwoEngines, overflow: false);
         var (holder, other, adapter) = SlotBound(cluster);
 
         var request = Send(cluster, adapter);
@@ -54,7 +54,7 @@ public sealed class OverflowPathTests
     [Fact]
     public void A_grant_outlives_replans_and_ends_when_it_expires()
     {
-        var (cluster, policy) = Start(TwoEngines);
+        var (cluster, policy) = HybridCluster.Start(TwoEngines);
         var (_, other, adapter) = SlotBound(cluster);
         Send(cluster, adapter);
         Settle(cluster, TwoEngines.OverflowLatency);
@@ -73,7 +73,7 @@ public sealed class OverflowPathTests
     public void A_refused_overflow_goes_to_the_holder_and_is_not_asked_again_during_the_cooldown()
     {
         // Declared without replicas: one engine at most, so the control plane refuses (MaxReplicas).
-        var (cluster, policy) = Start(TwoEngines with { Replicas = null });
+        var (cluster, policy) = HybridCluster.Start(TwoEngines with { Replicas = null });
         var (holder, other, adapter) = SlotBound(cluster);
 
         var first = Send(cluster, adapter);
@@ -90,16 +90,6 @@ public sealed class OverflowPathTests
         foreach (var e in cluster.Alive) e.Scrape();
         Send(cluster, adapter);
         Assert.Equal(2, policy.OverflowRefusals);
-    }
-
-    private static (SimulatedCluster, HybridServingPolicy) Start(SimulationOptions o, bool overflow = true)
-    {
-        var policy = new HybridServingPolicy(o, overflow);
-        var cluster = new SimulatedCluster(o, new AdapterCatalog(o), policy, startSeconds: 0);
-        foreach (var e in cluster.AllEngines)
-            for (var a = 0; a < o.Adapters; a++) cluster.Stage(e, a);
-        policy.Initialize(cluster);
-        return (cluster, policy);
     }
 
     /// <summary>

@@ -61,6 +61,9 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
     /// <summary>The plan in force: <see cref="_lastPlan"/> with the live grants applied.</summary>
     private Plan? _applied;
     private double _lastReport;
+    private Dictionary<string, SimEngine>? _engines;
+    private string[]? _adapterNames;
+    private Func<string, int>? _pendingOn;
 
     public override string Name => overflow ? PolicyNames.HybridServing : PolicyNames.HybridServingNoOverflow;
     public override string Description => overflow
@@ -83,6 +86,9 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
 
     public override void Initialize(SimulatedCluster cluster)
     {
+        _engines = cluster.AllEngines.ToDictionary(e => e.Name, StringComparer.Ordinal);
+        _adapterNames = [.. cluster.Catalog.Adapters.Select(a => a.Name)];
+        _pendingOn = PendingOverflowsOn;
         _tracker = new DemandTracker(cluster.Clock, TimeSpan.FromSeconds(options.DemandWindow), options.RatePerReplica);
         // Before traffic: every declared adapter placed from its replicas spec alone; artifacts pre-staged.
         var plan = Solve(cluster);
@@ -129,7 +135,7 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
             : e.Fetching.ContainsKey(a) ? Residency.Loading : Residency.Unspecified);
         if (picked.Chosen is { } chosen)
         {
-            if (overflow && OverflowAdvisor.Advise(picked.Request, picked.Decision, _gatewayOverflow, PendingOverflowsOn(cluster)) is { } target)
+            if (overflow && OverflowAdvisor.Advise(picked.Request, picked.Decision, _gatewayOverflow, _pendingOn!) is { } target)
                 return Overflow(request, EngineOf(target, picked.Request, cluster.Alive), cluster) ?? chosen;
             return chosen;
         }
@@ -189,14 +195,14 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
     /// The gateway's count of overflow loads on their way to an engine (each will take a GPU slot):
     /// granted adapters not registered there yet.
     /// </summary>
-    private Func<string, int> PendingOverflowsOn(SimulatedCluster cluster) => engine =>
+    private int PendingOverflowsOn(string engine)
     {
         var n = 0;
-        var e = cluster.Alive.First(x => x.Name == engine);
+        var e = _engines![engine];
         foreach (var a in e.Fetching.Keys)
-            if (_grants.ContainsKey((cluster.Catalog.Adapters[a].Name, engine))) n++;
+            if (_grants.ContainsKey((_adapterNames![a], engine))) n++;
         return n;
-    };
+    }
 
     /// <summary>The Reconciler's last step: drop expired grants, apply the rest over the solver's plan, act on it.</summary>
     private void ApplyGrants(SimulatedCluster cluster)

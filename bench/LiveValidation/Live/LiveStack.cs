@@ -185,7 +185,7 @@ internal sealed class LiveStack : IAsyncDisposable
         else if (name == LocalTopology.GatewayName)
         {
             env["Gateway__Picking__Policy"] = policy.Picker;
-            if (policy.Picker == "hybrid" && !policy.Overflow) env["Gateway__Picking__Overflow__Enabled"] = "false";
+            if (!policy.Overflow) env["Gateway__Picking__Overflow__Enabled"] = "false";
             env["Gateway__Picking__Seed"] = Invariant(o.Seed);
             env["Gateway__Load__ScrapeInterval"] = TimeSpan.FromSeconds(ValidationOptions.LiveScrapeSeconds).ToString("c", CultureInfo.InvariantCulture);
             env["Gateway__Demand__ReportInterval"] = (policy.ReportsDemand ? o.Wall(o.ReportInterval) : TimeSpan.Zero).ToString("c", CultureInfo.InvariantCulture);

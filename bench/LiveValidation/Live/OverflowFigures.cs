@@ -1,5 +1,4 @@
-using System.Globalization;
-using System.Text.RegularExpressions;
+using HybridServing.Contracts.Metrics;
 
 namespace HybridServing.LiveValidation.Live;
 
@@ -7,21 +6,24 @@ namespace HybridServing.LiveValidation.Live;
 /// What the live gateway's overflow loads did in one run, read from its <c>/metrics</c>:
 /// requests by outcome and the wall time they waited for the load (served or not).
 /// </summary>
-internal sealed partial record OverflowFigures(IReadOnlyDictionary<string, double> ByOutcome, double WaitCount, double WaitSumSeconds)
+internal sealed record OverflowFigures(IReadOnlyDictionary<string, double> ByOutcome, double WaitCount, double WaitSumSeconds)
 {
+    private const string Counter = "hybridserving_gateway_overflows";
+    private const string Wait = "hybridserving_gateway_overflow_wait";
+
     public double MeanWaitSeconds => WaitCount > 0 ? WaitSumSeconds / WaitCount : 0;
 
     public static OverflowFigures Parse(string prometheusText)
     {
         var byOutcome = new SortedDictionary<string, double>(StringComparer.Ordinal);
         double count = 0, sum = 0;
-        foreach (var line in prometheusText.Split('\n'))
+        foreach (var s in PrometheusText.Parse(prometheusText))
         {
-            if (line.StartsWith('#')) continue;
-            if (Outcome().Match(line) is { Success: true } o)
-                byOutcome[o.Groups[1].Value] = byOutcome.GetValueOrDefault(o.Groups[1].Value) + Number(o.Groups[2].Value);
-            else if (WaitSum().Match(line) is { Success: true } s) sum += Number(s.Groups[1].Value);
-            else if (WaitCountLine().Match(line) is { Success: true } c) count += Number(c.Groups[1].Value);
+            if (!s.Name.StartsWith("hybridserving_gateway_overflow", StringComparison.Ordinal)) continue;
+            if (s.Name.StartsWith(Counter, StringComparison.Ordinal) && s.Label("outcome") is { } outcome)
+                byOutcome[outcome] = byOutcome.GetValueOrDefault(outcome) + s.Value;
+            else if (s.Name.StartsWith(Wait, StringComparison.Ordinal) && s.Name.EndsWith("_sum", StringComparison.Ordinal)) sum += s.Value;
+            else if (s.Name.StartsWith(Wait, StringComparison.Ordinal) && s.Name.EndsWith("_count", StringComparison.Ordinal)) count += s.Value;
         }
         return new OverflowFigures(byOutcome, count, sum);
     }
@@ -29,15 +31,4 @@ internal sealed partial record OverflowFigures(IReadOnlyDictionary<string, doubl
     public string Describe() => ByOutcome.Count == 0
         ? "no overflow loads"
         : $"overflow loads: {string.Join(", ", ByOutcome.Select(kv => $"{kv.Value:0} {kv.Key}"))}; mean wait {MeanWaitSeconds * 1000:0} ms wall";
-
-    private static double Number(string s) => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
-
-    [GeneratedRegex(@"^hybridserving_gateway_overflows\w*\{[^}]*outcome=""([^""]+)""[^}]*\}\s+(\S+)")]
-    private static partial Regex Outcome();
-
-    [GeneratedRegex(@"^hybridserving_gateway_overflow_wait\w*_sum(?:\{[^}]*\})?\s+(\S+)")]
-    private static partial Regex WaitSum();
-
-    [GeneratedRegex(@"^hybridserving_gateway_overflow_wait\w*_count(?:\{[^}]*\})?\s+(\S+)")]
-    private static partial Regex WaitCountLine();
 }
