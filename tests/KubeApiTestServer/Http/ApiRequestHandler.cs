@@ -116,6 +116,11 @@ internal sealed class ApiRequestHandler(
         var resource = route.Resource;
         var ns = route.ObjectNamespace;
         var statusOnly = route.Subresource == "status";
+        if (route.Subresource == "scale")
+        {
+            return await ServeScaleAsync(context, route, verb);
+        }
+
         switch (verb)
         {
             case "get":
@@ -157,6 +162,33 @@ internal sealed class ApiRequestHandler(
                 var query = context.Request.Query;
                 var deleted = store.DeleteCollection(resource, ListNamespace(route), Labels(query), Fields(query, resource));
                 return (200, RenderList(resource, new ListPage(deleted.Select(d => d.Json).ToArray(), store.CurrentResourceVersion, null, null)));
+            }
+
+            default:
+                throw ApiError.MethodNotAllowed(context.Request.Method);
+        }
+    }
+
+    private async Task<(int Status, string Body)> ServeScaleAsync(HttpContext context, ApiRoute route, string verb)
+    {
+        var (resource, ns, name) = (route.Resource, route.ObjectNamespace, route.Name!);
+        switch (verb)
+        {
+            case "get":
+                return (200, store.GetScale(resource, ns, name).ToJsonString());
+
+            case "update":
+            {
+                var body = await ReadObjectAsync(context);
+                return (200, store.UpdateScale(resource, ns, name, _ => body).ToJsonString());
+            }
+
+            case "patch":
+            {
+                // A Scale has no lists, so a strategic merge patch is a merge patch here.
+                var kind = PatchKindOf(context.Request.ContentType, resource with { IsCustom = false });
+                var patch = await ReadJsonAsync(context);
+                return (200, store.UpdateScale(resource, ns, name, scale => ObjectStore.ApplyPatch(resource, name, kind, scale, patch)).ToJsonString());
             }
 
             default:

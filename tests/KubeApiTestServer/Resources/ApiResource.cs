@@ -34,6 +34,12 @@ public sealed record ApiResource(string Group, string Version, string Plural, st
     /// </summary>
     public bool ReturnsDeletedObject { get; init; }
 
+    /// <summary>
+    /// True when <c>.../{name}/scale</c> serves an <c>autoscaling/v1</c> <c>Scale</c> (Deployments):
+    /// <c>spec.replicas</c> is read and written through it, <c>status.replicas</c> is the object's status.
+    /// </summary>
+    public bool HasScaleSubresource { get; init; }
+
     /// <summary><c>group/version</c>, or just the version for the core group.</summary>
     public string ApiVersion => Group.Length == 0 ? Version : Group + "/" + Version;
 

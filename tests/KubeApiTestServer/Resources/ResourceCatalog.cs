@@ -35,7 +35,7 @@ public sealed class ResourceCatalog
         SelectableFields = ["regarding.kind", "regarding.namespace", "regarding.name", "regarding.uid", "reason", "reportingController", "type"],
     };
 
-    public static readonly ApiResource Deployments = new("apps", "v1", "deployments", "Deployment", true, true);
+    public static readonly ApiResource Deployments = new("apps", "v1", "deployments", "Deployment", true, true) { HasScaleSubresource = true };
 
     public static readonly ApiResource LoraAdapters = new("hybridserving.io", "v1alpha1", "loraadapters", "LoraAdapter", true, true)
     {

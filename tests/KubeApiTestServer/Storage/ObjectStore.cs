@@ -314,25 +314,7 @@ internal sealed partial class ObjectStore
         {
             var state = State(resource);
             var current = Find(state, ns, name) ?? throw ApiError.NotFound(resource, name);
-            JsonNode? patched;
-            try
-            {
-                patched = kind == PatchKind.Json ? JsonPatch.Apply(current.CloneNode(), patch) : MergePatch.Apply(current.CloneNode(), patch);
-            }
-            catch (JsonPatchException e)
-            {
-                throw new ApiError(422, "Invalid", $"the server rejected our request due to an error in our request: {e.Message}")
-                {
-                    DetailsName = name,
-                    DetailsResource = resource,
-                };
-            }
-
-            if (patched is not JsonObject candidate)
-            {
-                throw new ApiError(422, "Invalid", "the patch does not produce a JSON object") { DetailsName = name, DetailsResource = resource };
-            }
-
+            var candidate = ApplyPatch(resource, name, kind, current.CloneNode(), patch);
             CheckTypeMeta(resource, candidate);
             CheckIdentity(resource, ns, name, Metadata(candidate));
 
@@ -340,6 +322,27 @@ internal sealed partial class ObjectStore
             CheckPrecondition(current, Metadata(candidate));
             return Commit(state, current, candidate, statusOnly);
         }
+    }
+
+    /// <summary>Applies a patch document to an object (or a Scale); 422 when the patch cannot apply.</summary>
+    public static JsonObject ApplyPatch(ApiResource resource, string name, PatchKind kind, JsonObject target, JsonNode? patch)
+    {
+        JsonNode? patched;
+        try
+        {
+            patched = kind == PatchKind.Json ? JsonPatch.Apply(target, patch) : MergePatch.Apply(target, patch);
+        }
+        catch (JsonPatchException e)
+        {
+            throw new ApiError(422, "Invalid", $"the server rejected our request due to an error in our request: {e.Message}")
+            {
+                DetailsName = name,
+                DetailsResource = resource,
+            };
+        }
+
+        return patched as JsonObject
+               ?? throw new ApiError(422, "Invalid", "the patch does not produce a JSON object") { DetailsName = name, DetailsResource = resource };
     }
 
     /// <summary>
