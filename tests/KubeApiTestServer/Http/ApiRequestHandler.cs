@@ -116,9 +116,10 @@ internal sealed class ApiRequestHandler(
         var resource = route.Resource;
         var ns = route.ObjectNamespace;
         var statusOnly = route.Subresource == "status";
+        var dryRun = DryRun(context.Request.Query);
         if (route.Subresource == "scale")
         {
-            return await ServeScaleAsync(context, route, verb);
+            return await ServeScaleAsync(context, route, verb, dryRun);
         }
 
         switch (verb)
@@ -134,21 +135,28 @@ internal sealed class ApiRequestHandler(
             }
 
             case "create":
-                return (201, store.Create(resource, ns, await ReadObjectAsync(context)).Json);
+            {
+                var body = await ReadObjectAsync(context);
+                return (201, store.Write(dryRun, () => store.Create(resource, ns, body)).Json);
+            }
 
             case "update":
-                return (200, store.Update(resource, ns, route.Name!, await ReadObjectAsync(context), statusOnly).Json);
+            {
+                var body = await ReadObjectAsync(context);
+                return (200, store.Write(dryRun, () => store.Update(resource, ns, route.Name!, body, statusOnly)).Json);
+            }
 
             case "patch":
             {
                 var kind = PatchKindOf(context.Request.ContentType, resource);
                 var patch = await ReadJsonAsync(context);
-                return (200, store.Patch(resource, ns, route.Name!, kind, patch, statusOnly).Json);
+                return (200, store.Write(dryRun, () => store.Patch(resource, ns, route.Name!, kind, patch, statusOnly)).Json);
             }
 
             case "delete":
             {
-                var (deleted, removed) = store.Delete(resource, ns, route.Name!, await ReadDeleteOptionsAsync(context));
+                var options = await ReadDeleteOptionsAsync(context);
+                var (deleted, removed) = store.Write(dryRun || options.DryRun, () => store.Delete(resource, ns, route.Name!, options));
                 if (removed && !resource.ReturnsDeletedObject)
                 {
                     return (200, SuccessStatus(deleted));
@@ -160,7 +168,7 @@ internal sealed class ApiRequestHandler(
             case "deletecollection":
             {
                 var query = context.Request.Query;
-                var deleted = store.DeleteCollection(resource, ListNamespace(route), Labels(query), Fields(query, resource));
+                var deleted = store.Write(dryRun, () => store.DeleteCollection(resource, ListNamespace(route), Labels(query), Fields(query, resource)));
                 return (200, RenderList(resource, new ListPage(deleted.Select(d => d.Json).ToArray(), store.CurrentResourceVersion, null, null)));
             }
 
@@ -169,7 +177,7 @@ internal sealed class ApiRequestHandler(
         }
     }
 
-    private async Task<(int Status, string Body)> ServeScaleAsync(HttpContext context, ApiRoute route, string verb)
+    private async Task<(int Status, string Body)> ServeScaleAsync(HttpContext context, ApiRoute route, string verb, bool dryRun)
     {
         var (resource, ns, name) = (route.Resource, route.ObjectNamespace, route.Name!);
         switch (verb)
@@ -180,7 +188,7 @@ internal sealed class ApiRequestHandler(
             case "update":
             {
                 var body = await ReadObjectAsync(context);
-                return (200, store.UpdateScale(resource, ns, name, _ => body).ToJsonString());
+                return (200, store.Write(dryRun, () => store.UpdateScale(resource, ns, name, _ => body)).ToJsonString());
             }
 
             case "patch":
@@ -188,7 +196,7 @@ internal sealed class ApiRequestHandler(
                 // A Scale has no lists, so a strategic merge patch is a merge patch here.
                 var kind = PatchKindOf(context.Request.ContentType, resource with { IsCustom = false });
                 var patch = await ReadJsonAsync(context);
-                return (200, store.UpdateScale(resource, ns, name, scale => ObjectStore.ApplyPatch(resource, name, kind, scale, patch)).ToJsonString());
+                return (200, store.Write(dryRun, () => store.UpdateScale(resource, ns, name, scale => ObjectStore.ApplyPatch(resource, name, kind, scale, patch))).ToJsonString());
             }
 
             default:
@@ -296,6 +304,16 @@ internal sealed class ApiRequestHandler(
             : throw ApiError.BadRequest($"invalid limit \"{text}\": expected a non-negative integer");
     }
 
+    /// <summary><c>dryRun=All</c> (the only value a real server accepts); anything else is 400.</summary>
+    private static bool DryRun(IQueryCollection query) => DryRunValue(query["dryRun"].FirstOrDefault(), "dryRun");
+
+    private static bool DryRunValue(string? value, string field) => value switch
+    {
+        null or "" => false,
+        "All" => true,
+        _ => throw ApiError.BadRequest($"Invalid value: \"{value}\": {field}: supported values: \"All\""),
+    };
+
     private static bool IsTrue(Microsoft.Extensions.Primitives.StringValues value) =>
         value.FirstOrDefault() is "true" or "1" or "True";
 
@@ -317,6 +335,14 @@ internal sealed class ApiRequestHandler(
 
     private static async Task<JsonNode?> ReadJsonAsync(HttpContext context)
     {
+        var mediaType = context.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant() ?? "";
+        if (mediaType is "application/vnd.kubernetes.protobuf" or "application/yaml" or "application/cbor")
+        {
+            // A real server decodes these; this one reads JSON only, and says so rather than misreading the body.
+            throw new ApiError(415, "UnsupportedMediaType",
+                $"the Kubernetes API test server cannot decode a request body of type {mediaType}: send application/json");
+        }
+
         using var reader = new StreamReader(context.Request.Body, Utf8);
         var text = await reader.ReadToEndAsync(context.RequestAborted);
         if (string.IsNullOrWhiteSpace(text))
@@ -350,11 +376,21 @@ internal sealed class ApiRequestHandler(
                 : throw ApiError.BadRequest($"invalid gracePeriodSeconds \"{text}\": expected a non-negative integer");
         }
 
+        var dryRun = body?["dryRun"] switch
+        {
+            null => false,
+            JsonArray values => values.Select(v => DryRunValue(StoredObject.Text(v), "dryRun")).Any(v => v),
+            var other => throw ApiError.BadRequest($"dryRun must be a list of strings, not {other.ToJsonString()}"),
+        };
+
         return new DeleteRequest(
             StoredObject.Text(body?["preconditions"]?["uid"]),
             StoredObject.Text(body?["preconditions"]?["resourceVersion"]),
             orphan,
-            grace);
+            grace)
+        {
+            DryRun = dryRun,
+        };
     }
 
     private static string RenderList(ApiResource resource, ListPage page)
