@@ -34,7 +34,8 @@ internal sealed class ApiRequestHandler(
             route = ApiRoute.Parse(request.Path.Value ?? "/", catalog);
             if (route is null)
             {
-                await WriteJsonAsync(context, 200, Discovery.Answer(request.Path.Value ?? "/", catalog) ?? throw ApiError.UnknownResource());
+                var path = request.Path.Value ?? "/";
+                await WriteJsonAsync(context, 200, OpenApi.Answer(path, catalog) ?? Discovery.Answer(path, catalog) ?? throw ApiError.UnknownResource());
                 Log(context, verb, route, 200, injected: false);
                 return;
             }
@@ -125,32 +126,37 @@ internal sealed class ApiRequestHandler(
         switch (verb)
         {
             case "get":
-                return (200, store.Get(resource, ns, route.Name!).Json);
+            {
+                var stored = store.Get(resource, ns, route.Name!);
+                return (200, AsTable(context) ? Table(context, resource, [stored.Json], null, null) : stored.Json);
+            }
 
             case "list":
             {
                 var query = context.Request.Query;
                 var page = store.List(resource, ListNamespace(route), Labels(query), Fields(query, resource), Limit(query), query["continue"].FirstOrDefault());
-                return (200, RenderList(resource, page));
+                return (200, AsTable(context)
+                    ? Table(context, resource, page.Items, page.ResourceVersion.ToString(CultureInfo.InvariantCulture), page.Continue)
+                    : RenderList(resource, page));
             }
 
             case "create":
             {
                 var body = await ReadObjectAsync(context);
-                return (201, store.Write(dryRun, () => store.Create(resource, ns, body)).Json);
+                return (201, Established(store.Write(dryRun, () => store.Create(resource, ns, body)), dryRun).Json);
             }
 
             case "update":
             {
                 var body = await ReadObjectAsync(context);
-                return (200, store.Write(dryRun, () => store.Update(resource, ns, route.Name!, body, statusOnly)).Json);
+                return (200, Established(store.Write(dryRun, () => store.Update(resource, ns, route.Name!, body, statusOnly)), dryRun).Json);
             }
 
             case "patch":
             {
                 var kind = PatchKindOf(context.Request.ContentType, resource);
                 var patch = await ReadJsonAsync(context);
-                return (200, store.Write(dryRun, () => store.Patch(resource, ns, route.Name!, kind, patch, statusOnly)).Json);
+                return (200, Established(store.Write(dryRun, () => store.Patch(resource, ns, route.Name!, kind, patch, statusOnly)), dryRun).Json);
             }
 
             case "delete":
@@ -176,6 +182,35 @@ internal sealed class ApiRequestHandler(
                 throw ApiError.MethodNotAllowed(context.Request.Method);
         }
     }
+
+    /// <summary>
+    /// What the apiextensions server does with a stored CustomResourceDefinition: serve its resource
+    /// (short names, categories, printer columns) and mark it NamesAccepted and Established. The answer
+    /// is the object as written; the status follows as a MODIFIED event, as from the CRD controller.
+    /// </summary>
+    private StoredObject Established(StoredObject written, bool dryRun)
+    {
+        if (dryRun || written.Resource.Key != ResourceCatalog.CustomResourceDefinitions.Key)
+        {
+            return written;
+        }
+
+        var crd = written.CloneNode();
+        catalog.RegisterCustomResourceDefinition(crd);
+        if (crd["status"]?["conditions"] is not JsonArray { Count: > 0 })
+        {
+            var status = new JsonObject { ["metadata"] = new JsonObject(), ["status"] = CustomResourceDefinitionReader.Established(crd, time.GetUtcNow()) };
+            store.Update(written.Resource, "", written.Name, status, statusOnly: true);
+        }
+
+        return written;
+    }
+
+    private static bool AsTable(HttpContext context) => TableRenderer.Wanted(context.Request.Headers.Accept.ToString());
+
+    private string Table(HttpContext context, ApiResource resource, IEnumerable<string> items, string? resourceVersion, string? continueToken) =>
+        TableRenderer.Render(resource, items.Select(i => (JsonObject)JsonNode.Parse(i)!), resourceVersion, continueToken, context.Request.Query["includeObject"].FirstOrDefault(), time.GetUtcNow())
+            .ToJsonString();
 
     private async Task<(int Status, string Body)> ServeScaleAsync(HttpContext context, ApiRoute route, string verb, bool dryRun)
     {

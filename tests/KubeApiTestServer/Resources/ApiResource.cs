@@ -40,6 +40,18 @@ public sealed record ApiResource(string Group, string Version, string Plural, st
     /// </summary>
     public bool HasScaleSubresource { get; init; }
 
+    /// <summary>Short names in discovery (<c>kubectl get po</c>, <c>kubectl get lora</c>).</summary>
+    public IReadOnlyList<string> ShortNames { get; init; } = [];
+
+    /// <summary>Categories in discovery (<c>kubectl get all</c> lists the resources in category <c>all</c>).</summary>
+    public IReadOnlyList<string> Categories { get; init; } = [];
+
+    /// <summary>
+    /// Table columns after Name (what <c>kubectl get</c> shows); empty means Name and Age. For a custom
+    /// resource these are the CRD's <c>additionalPrinterColumns</c>.
+    /// </summary>
+    public IReadOnlyList<PrinterColumn> PrinterColumns { get; init; } = [];
+
     /// <summary><c>group/version</c>, or just the version for the core group.</summary>
     public string ApiVersion => Group.Length == 0 ? Version : Group + "/" + Version;
 
