@@ -275,11 +275,29 @@ internal sealed class ApiRequestHandler(
             await context.Response.StartAsync(linked.Token);
             await context.Response.Body.FlushAsync(linked.Token);
             var reader = subscription.Lines;
+            var asTable = AsTable(context);
+            var columnsSent = false;
             while (await reader.WaitToReadAsync(linked.Token))
             {
                 while (reader.TryRead(out var line))
                 {
-                    await context.Response.Body.WriteAsync(Utf8.GetBytes(line), linked.Token);
+                    var text = line;
+                    if (asTable && JsonNode.Parse(line) is JsonObject watchEvent && watchEvent["object"] is JsonObject obj
+                        && StoredObject.Text(watchEvent["type"]) is WatchEventTypes.Added or WatchEventTypes.Modified or WatchEventTypes.Deleted)
+                    {
+                        // kubectl get -w: each object as a one-row Table; the column definitions come with the first only, as from a real server.
+                        var table = TableRenderer.Render(route.Resource, [obj], StoredObject.Text(obj["metadata"]?["resourceVersion"]), null, query["includeObject"].FirstOrDefault(), time.GetUtcNow());
+                        if (columnsSent)
+                        {
+                            table["columnDefinitions"] = new JsonArray();
+                        }
+
+                        columnsSent = true;
+                        watchEvent["object"] = table;
+                        text = watchEvent.ToJsonString() + "\n";
+                    }
+
+                    await context.Response.Body.WriteAsync(Utf8.GetBytes(text), linked.Token);
                 }
 
                 await context.Response.Body.FlushAsync(linked.Token);
