@@ -127,6 +127,41 @@ public sealed partial class KubectlTests : IAsyncLifetime, IDisposable
     }
 
     [Fact]
+    public async Task Apply_refuses_a_misspelt_field_naming_it_and_stores_nothing()
+    {
+        var typo = Path.Combine(_dir, "typo.yaml");
+        await File.WriteAllTextAsync(typo, Web("typo", "app:1", """
+                    - name: A
+                      value: "1"
+            """).Replace("      - name: sidecar\n        image: sidecar:1\n", "      - name: sidecar\n        imagee: sidecar:1\n", StringComparison.Ordinal));
+        var lora = Path.Combine(_dir, "lora-typo.yaml");
+        await _kubectl.RunAsync("apply", "-f", "k8s/crds/");
+        await File.WriteAllTextAsync(lora, """
+            apiVersion: hybridserving.io/v1alpha1
+            kind: LoraAdapter
+            metadata:
+              name: typo
+              namespace: default
+            spec:
+              baseModel: test/tiny
+              adapterSorce:
+                type: local
+            """);
+
+        var refused = await _kubectl.TryRunAsync("apply", "-f", typo);
+        var refusedLora = await _kubectl.TryRunAsync("apply", "-f", lora);
+        var warned = await _kubectl.TryRunAsync("apply", "-f", typo, "--validate=warn");
+
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("unknown field \"spec.template.spec.containers[1].imagee\"", refused.Error);
+        Assert.NotEqual(0, refusedLora.ExitCode);
+        Assert.Contains("unknown field \"spec.adapterSorce\"", refusedLora.Error);
+        Assert.Null(_server.Get<Contracts.Resources.LoraAdapter>("default", "typo"));
+        Assert.Equal(0, warned.ExitCode);
+        Assert.Contains("unknown field \"spec.template.spec.containers[1].imagee\"", warned.Error);
+    }
+
+    [Fact]
     public async Task Imperative_creates_sent_as_protobuf_fail_with_a_message_naming_the_content_type_and_store_nothing()
     {
         var result = await _kubectl.TryRunAsync("create", "namespace", "team-a");

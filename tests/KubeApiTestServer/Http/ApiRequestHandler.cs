@@ -114,14 +114,22 @@ internal sealed class ApiRequestHandler(
 
     private async Task<(int Status, string Body)> ServeAsync(HttpContext context, ApiRoute route, string verb)
     {
+        var write = new WriteOptions(DryRun(context.Request.Query), FieldValidationOf(context.Request.Query));
+        var answer = route.Subresource == "scale" ? await ServeScaleAsync(context, route, verb, write) : await ServeObjectAsync(context, route, verb, write);
+        foreach (var warning in write.Warnings)
+        {
+            // As a real server reports fieldValidation=Warn findings; kubectl prints them as "Warning: ...".
+            context.Response.Headers.Append("Warning", "299 - \"" + warning.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"");
+        }
+
+        return answer;
+    }
+
+    private async Task<(int Status, string Body)> ServeObjectAsync(HttpContext context, ApiRoute route, string verb, WriteOptions write)
+    {
         var resource = route.Resource;
         var ns = route.ObjectNamespace;
         var statusOnly = route.Subresource == "status";
-        var dryRun = DryRun(context.Request.Query);
-        if (route.Subresource == "scale")
-        {
-            return await ServeScaleAsync(context, route, verb, dryRun);
-        }
 
         switch (verb)
         {
@@ -143,26 +151,26 @@ internal sealed class ApiRequestHandler(
             case "create":
             {
                 var body = await ReadObjectAsync(context);
-                return (201, Established(store.Write(dryRun, () => store.Create(resource, ns, body)), dryRun).Json);
+                return (201, Established(store.Write(write, () => store.Create(resource, ns, body)), write.DryRun).Json);
             }
 
             case "update":
             {
                 var body = await ReadObjectAsync(context);
-                return (200, Established(store.Write(dryRun, () => store.Update(resource, ns, route.Name!, body, statusOnly)), dryRun).Json);
+                return (200, Established(store.Write(write, () => store.Update(resource, ns, route.Name!, body, statusOnly)), write.DryRun).Json);
             }
 
             case "patch":
             {
                 var kind = PatchKindOf(context.Request.ContentType, resource);
                 var patch = await ReadJsonAsync(context);
-                return (200, Established(store.Write(dryRun, () => store.Patch(resource, ns, route.Name!, kind, patch, statusOnly)), dryRun).Json);
+                return (200, Established(store.Write(write, () => store.Patch(resource, ns, route.Name!, kind, patch, statusOnly)), write.DryRun).Json);
             }
 
             case "delete":
             {
                 var options = await ReadDeleteOptionsAsync(context);
-                var (deleted, removed) = store.Write(dryRun || options.DryRun, () => store.Delete(resource, ns, route.Name!, options));
+                var (deleted, removed) = store.Write(options.DryRun ? write with { DryRun = true } : write, () => store.Delete(resource, ns, route.Name!, options));
                 if (removed && !resource.ReturnsDeletedObject)
                 {
                     return (200, SuccessStatus(deleted));
@@ -174,7 +182,7 @@ internal sealed class ApiRequestHandler(
             case "deletecollection":
             {
                 var query = context.Request.Query;
-                var deleted = store.Write(dryRun, () => store.DeleteCollection(resource, ListNamespace(route), Labels(query), Fields(query, resource)));
+                var deleted = store.Write(write, () => store.DeleteCollection(resource, ListNamespace(route), Labels(query), Fields(query, resource)));
                 return (200, RenderList(resource, new ListPage(deleted.Select(d => d.Json).ToArray(), store.CurrentResourceVersion, null, null)));
             }
 
@@ -212,7 +220,7 @@ internal sealed class ApiRequestHandler(
         TableRenderer.Render(resource, items.Select(i => (JsonObject)JsonNode.Parse(i)!), resourceVersion, continueToken, context.Request.Query["includeObject"].FirstOrDefault(), time.GetUtcNow())
             .ToJsonString();
 
-    private async Task<(int Status, string Body)> ServeScaleAsync(HttpContext context, ApiRoute route, string verb, bool dryRun)
+    private async Task<(int Status, string Body)> ServeScaleAsync(HttpContext context, ApiRoute route, string verb, WriteOptions write)
     {
         var (resource, ns, name) = (route.Resource, route.ObjectNamespace, route.Name!);
         switch (verb)
@@ -223,7 +231,7 @@ internal sealed class ApiRequestHandler(
             case "update":
             {
                 var body = await ReadObjectAsync(context);
-                return (200, store.Write(dryRun, () => store.UpdateScale(resource, ns, name, _ => body)).ToJsonString());
+                return (200, store.Write(write, () => store.UpdateScale(resource, ns, name, _ => body)).ToJsonString());
             }
 
             case "patch":
@@ -231,7 +239,7 @@ internal sealed class ApiRequestHandler(
                 // A Scale has no lists, so a strategic merge patch is a merge patch here.
                 var kind = PatchKindOf(context.Request.ContentType, resource with { IsCustom = false });
                 var patch = await ReadJsonAsync(context);
-                return (200, store.Write(dryRun, () => store.UpdateScale(resource, ns, name, scale => ObjectStore.ApplyPatch(resource, name, kind, scale, patch))).ToJsonString());
+                return (200, store.Write(write, () => store.UpdateScale(resource, ns, name, scale => ObjectStore.ApplyPatch(resource, name, kind, scale, patch))).ToJsonString());
             }
 
             default:
@@ -365,6 +373,15 @@ internal sealed class ApiRequestHandler(
         null or "" => false,
         "All" => true,
         _ => throw ApiError.BadRequest($"Invalid value: \"{value}\": {field}: supported values: \"All\""),
+    };
+
+    /// <summary><c>fieldValidation</c>: Strict (kubectl's default), Warn (the default without the parameter) or Ignore.</summary>
+    private static FieldValidation FieldValidationOf(IQueryCollection query) => query["fieldValidation"].FirstOrDefault() switch
+    {
+        null or "" or "Warn" => FieldValidation.Warn,
+        "Strict" => FieldValidation.Strict,
+        "Ignore" => FieldValidation.Ignore,
+        var other => throw ApiError.BadRequest($"fieldValidation must be one of Ignore, Warn or Strict, not \"{other}\""),
     };
 
     private static bool IsTrue(Microsoft.Extensions.Primitives.StringValues value) =>

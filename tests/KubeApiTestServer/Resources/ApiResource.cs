@@ -52,6 +52,9 @@ public sealed record ApiResource(string Group, string Version, string Plural, st
     /// </summary>
     public IReadOnlyList<PrinterColumn> PrinterColumns { get; init; } = [];
 
+    /// <summary>The CRD's <c>openAPIV3Schema</c> (for resources registered from a CRD): unknown fields are found against it.</summary>
+    public System.Text.Json.Nodes.JsonObject? Schema { get; init; }
+
     /// <summary><c>group/version</c>, or just the version for the core group.</summary>
     public string ApiVersion => Group.Length == 0 ? Version : Group + "/" + Version;
 

@@ -28,6 +28,7 @@ public static class CustomResourceDefinitionReader
             IsCustom = true,
             ReturnsDeletedObject = true,
             HasScaleSubresource = v["subresources"]?["scale"] is not null,
+            Schema = v["schema"]?["openAPIV3Schema"]?.DeepClone() as JsonObject,
             ShortNames = Strings(names["shortNames"]),
             Categories = Strings(names["categories"]),
             PrinterColumns = (v["additionalPrinterColumns"] as JsonArray ?? []).OfType<JsonObject>()

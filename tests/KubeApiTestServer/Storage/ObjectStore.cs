@@ -26,6 +26,21 @@ internal sealed record DeleteRequest(string? PreconditionUid, string? Preconditi
     public bool DryRun { get; init; }
 }
 
+internal enum FieldValidation
+{
+    Ignore,
+    Warn,
+    Strict,
+}
+
+/// <summary>How one write request runs: <c>dryRun</c>, <c>fieldValidation</c>, and the warnings it produced.</summary>
+internal sealed record WriteOptions(bool DryRun, FieldValidation FieldValidation)
+{
+    public static readonly WriteOptions Default = new(false, FieldValidation.Ignore);
+
+    public List<string> Warnings { get; } = [];
+}
+
 internal sealed record ListPage(IReadOnlyList<string> Items, long ResourceVersion, string? Continue, long? RemainingItemCount);
 
 /// <summary>
@@ -52,8 +67,8 @@ internal sealed partial class ObjectStore
     // would read as "start from the current state" instead of "resume from here".
     private long _resourceVersion = 1;
     private long _snapshotIds;
-    // Set (under the lock) while a dryRun=All write runs: Store answers the would-be object and changes nothing.
-    private bool _dryRun;
+    // The running request's options (under the lock): with DryRun, Store answers the would-be object and changes nothing.
+    private WriteOptions _write = WriteOptions.Default;
 
     public ObjectStore(TimeProvider time, int historyCapacity, Random random)
     {
@@ -81,6 +96,17 @@ internal sealed partial class ObjectStore
 
     private void Admit(ApiResource resource, JsonObject candidate, string name)
     {
+        if (_write.FieldValidation != FieldValidation.Ignore && FieldSchema.UnknownFields(resource, candidate) is { Count: > 0 } unknown)
+        {
+            var messages = unknown.Select(f => $"unknown field \"{f}\"").ToArray();
+            if (_write.FieldValidation == FieldValidation.Strict)
+            {
+                throw ApiError.BadRequest($"{resource.Kind} in version \"{resource.Version}\" cannot be handled as a {resource.Kind}: strict decoding error: {string.Join(", ", messages)}");
+            }
+
+            _write.Warnings.AddRange(messages);
+        }
+
         if (!_validators.TryGetValue(resource.Key, out var list))
         {
             return;
@@ -214,21 +240,23 @@ internal sealed partial class ObjectStore
     // ---------------------------------------------------------------- writes
 
     /// <summary>
-    /// Runs a write; with <paramref name="dryRun"/> (<c>dryRun=All</c>) every check runs as usual but
-    /// nothing is stored: no resourceVersion is used up, no watch event, no garbage collection or timer.
+    /// Runs a write as a request asks: with <see cref="WriteOptions.DryRun"/> (<c>dryRun=All</c>) every
+    /// check runs as usual but nothing is stored: no resourceVersion is used up, no watch event, no
+    /// garbage collection or timer. Unknown fields are refused (Strict), collected in
+    /// <see cref="WriteOptions.Warnings"/> (Warn) or let through (Ignore).
     /// </summary>
-    public T Write<T>(bool dryRun, Func<T> write)
+    public T Write<T>(WriteOptions options, Func<T> write)
     {
         lock (_gate)
         {
-            _dryRun = dryRun;
+            _write = options;
             try
             {
                 return write();
             }
             finally
             {
-                _dryRun = false;
+                _write = WriteOptions.Default;
             }
         }
     }
@@ -572,7 +600,7 @@ internal sealed partial class ObjectStore
             var stored = Store(state, current, terminating, WatchEventTypes.Modified);
             var uid = stored.Uid;
             var (ns, name) = (stored.Namespace, stored.Name);
-            if (_dryRun)
+            if (_write.DryRun)
             {
                 return (stored, false);
             }
@@ -628,7 +656,7 @@ internal sealed partial class ObjectStore
     private StoredObject Remove(ResourceState state, StoredObject current, JsonObject last, bool orphan)
     {
         var removed = Store(state, current, last, WatchEventTypes.Deleted);
-        if (!orphan && !_dryRun && removed.Uid.Length > 0)
+        if (!orphan && !_write.DryRun && removed.Uid.Length > 0)
         {
             // Background cascading deletion, as the garbage collector does for ownerReferences.
             foreach (var (dependentState, dependent) in _states.Values
@@ -732,7 +760,7 @@ internal sealed partial class ObjectStore
 
     private StoredObject Store(ResourceState state, StoredObject? before, JsonObject node, string type)
     {
-        if (_dryRun)
+        if (_write.DryRun)
         {
             // The would-be object: a dry-run create has no resourceVersion yet, an update keeps the current one.
             if (before is null)
