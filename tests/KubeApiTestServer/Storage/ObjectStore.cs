@@ -191,7 +191,7 @@ internal sealed partial class ObjectStore
             if (!string.IsNullOrEmpty(continueToken))
             {
                 var (id, offset) = DecodeContinue(continueToken);
-                if (!_snapshots.TryGetValue(id, out snapshot) || snapshot.Resource != resource || snapshot.ResourceVersion < state.StorageCompactedThrough)
+                if (!_snapshots.TryGetValue(id, out snapshot) || snapshot.Resource.Key != resource.Key || snapshot.ResourceVersion < state.StorageCompactedThrough)
                 {
                     throw ApiError.Expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.");
                 }
@@ -498,7 +498,10 @@ internal sealed partial class ObjectStore
     {
         lock (_gate)
         {
-            State(subscription.Resource).Watchers.Remove(subscription);
+            if (_states.TryGetValue(subscription.Resource.Key, out var state))
+            {
+                state.Watchers.Remove(subscription);
+            }
         }
     }
 
@@ -572,6 +575,9 @@ internal sealed partial class ObjectStore
             state = new ResourceState { Resource = resource };
             _states[resource.Key] = state;
         }
+
+        // A CRD applied later re-registers its resource (printer columns, schema): new versions use that.
+        state.Resource = resource;
 
         return state;
     }
@@ -676,7 +682,7 @@ internal sealed partial class ObjectStore
     /// <summary>Builds the next version from <paramref name="candidate"/> and stores it, unless nothing changed.</summary>
     private StoredObject Commit(ResourceState state, StoredObject current, JsonObject candidate, bool statusOnly)
     {
-        var resource = current.Resource;
+        var resource = ResourceOf(state);
         var previous = current.CloneNode();
         JsonObject next;
         if (statusOnly)
