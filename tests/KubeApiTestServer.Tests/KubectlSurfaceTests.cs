@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
 using HybridServing.KubeApiTestServer.Http;
@@ -65,6 +64,31 @@ public sealed class KubectlSurfaceTests
         Assert.Equal("ConfigMapList", (string?)plain["kind"]);
         var bad = await http.GetAsync("/api/v1/namespaces/default/configmaps?includeObject=All");
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_watch_asked_for_a_Table_sends_one_row_tables_with_the_columns_on_the_first_only()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        using var client = server.CreateClient();
+        await client.CoreV1.CreateNamespacedConfigMapAsync(ConfigMap("a"), Ns);
+        using var http = new HttpClient { BaseAddress = new Uri(server.Url) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/namespaces/default/configmaps?watch=true");
+        request.Headers.Accept.ParseAdd(TableAccept);
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+
+        var added = JsonNode.Parse((await reader.ReadLineAsync())!)!;
+        await client.CoreV1.PatchNamespacedConfigMapAsync(new V1Patch("{\"data\":{\"k\":\"2\"}}", V1Patch.PatchType.MergePatch), "a", Ns);
+        var modified = JsonNode.Parse((await reader.ReadLineAsync())!)!;
+
+        Assert.Equal("ADDED", (string?)added["type"]);
+        Assert.Equal("Table", (string?)added["object"]!["kind"]);
+        Assert.Equal(2, added["object"]!["columnDefinitions"]!.AsArray().Count);
+        Assert.Equal("a", (string?)added["object"]!["rows"]![0]!["cells"]![0]);
+        Assert.Equal("MODIFIED", (string?)modified["type"]);
+        Assert.Empty(modified["object"]!["columnDefinitions"]!.AsArray());
+        Assert.Equal("a", (string?)modified["object"]!["rows"]![0]!["cells"]![0]);
     }
 
     [Fact]
