@@ -71,7 +71,7 @@ internal sealed record AppHostOptions
             return new AppHostOptions
             {
                 Publish = publish,
-                AspireArgs = ["--operation", "publish", "--step", "publish", "--output-path", Path.GetFullPath(publish.OutputDirectory), "--clear-cache", "true"],
+                AspireArgs = ["--operation", "publish", "--step", "publish", "--output-path", OutputPath(publish.OutputDirectory), "--clear-cache", "true"],
             };
         }
 
@@ -124,6 +124,21 @@ internal sealed record AppHostOptions
         if (o.MaxCpuLoras < o.MaxLoras)
             throw new AppHostOptionsException("--max-cpu-loras", $"max_cpu_loras ({o.MaxCpuLoras}) must be >= max_loras ({o.MaxLoras})");
         return o with { AspireArgs = aspire };
+
+        // 'dotnet run --project AppHost' starts the AppHost in its project folder: a relative --output is
+        // taken from the shell's folder, and the default is the repository's k8s/.
+        static string OutputPath(string? output) => output is null
+            ? Path.Combine(RepositoryRoot(), "k8s")
+            : Path.GetFullPath(output, Environment.GetEnvironmentVariable("PWD") is { Length: > 0 } pwd ? pwd : Environment.CurrentDirectory);
+
+        static string RepositoryRoot()
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "HybridServing.sln"))) return dir.FullName;
+            }
+            throw new AppHostOptionsException("--output", $"no HybridServing.sln above {AppContext.BaseDirectory} to find k8s/ in; give --output DIR");
+        }
 
         static (string Flag, string? Inline) Split(string arg)
         {

@@ -4,39 +4,37 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using HybridServing.AppHost.Topology;
+using Aspire.Hosting;
+using Aspire.Hosting.Testing;
 using HybridServing.TestKit;
+using TempDirectory = HybridServing.TestKit.TempDirectory;
 using Xunit.Abstractions;
 
 namespace HybridServing.AppHost.Tests;
 
 /// <summary>
-/// Tier 3: the local stack started by the AppHost's own startup code (child processes, Aspire
-/// environment variables, real HTTP and gRPC between them), driven the way a user drives it.
+/// Tier 3: the real AppHost started through Aspire.Hosting.Testing (DCP runs every component as a
+/// process, the Aspire dashboard collects their telemetry), driven the way a user drives it.
 /// </summary>
-public sealed class LocalStackEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const string EngineHeader = "x-hybridserving-engine";
+    private const string DashboardApiKey = "e2e-dashboard-key";
     private readonly TempDirectory _dir = new("e2e");
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
-    private LocalStack? _stack;
-    private volatile bool _finished;
+    private DistributedApplication? _app;
 
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
     {
-        _finished = true;
-        if (_stack is not null) await _stack.DisposeAsync();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
         _http.Dispose();
         _dir.Dispose();
-    }
-
-    private void Log(string resource, string line)
-    {
-        if (_finished) return;
-        try { output.WriteLine($"{resource,-13}| {line}"); }
-        catch (InvalidOperationException) { }
     }
 
     [Fact]
@@ -66,18 +64,25 @@ public sealed class LocalStackEndToEndTests(ITestOutputHelper output) : IAsyncLi
                   max: 1
             """);
 
+        // Ports are fixed by the AppHost (the README's 8080/8081); a test takes free ones.
         var block = Ports.GetFreeBlock(14);
-        var options = AppHostOptions.Parse([
+        string[] args = [
             "--manifests", manifests, "--adapter-root", adapters, "--engines", "2", "--base-model", TestAdapters.TinyModel,
             "--gateway-port", Ports.GetFree().ToString(), "--controlplane-port", Ports.GetFree().ToString(),
             "--controlplane-grpc-port", Ports.GetFree().ToString(),
             "--engine-port-base", block.ToString(), "--sidecar-port-base", (block + 2).ToString(),
-            "--state-dir", _dir.Combine("state")]);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        _stack = await LocalStack.StartAsync(options, Log, timeout.Token);
+            "--state-dir", _dir.Combine("state")];
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(180));
+        var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
+            new DistributedApplicationTestingBuilderOptions { EnableDashboard = true }, args, timeout.Token);
+        appHost.Configuration["AppHost:DashboardApiKey"] = DashboardApiKey;
+        _app = await appHost.BuildAsync(timeout.Token);
+        await _app.StartAsync(timeout.Token);
+        foreach (var name in new[] { "engine-0", "engine-1", "engine-0-sidecar", "engine-1-sidecar", "controlplane", "gateway" })
+            await _app.ResourceNotifications.WaitForResourceHealthyAsync(name, timeout.Token);
 
-        var gateway = _stack.Endpoint(LocalTopology.GatewayName);
-        var status = new Uri(_stack.Endpoint(LocalTopology.ControlPlaneName), "/apis/hybridserving.io/v1alpha1/namespaces/default/loraadapters/e2e");
+        var gateway = _app.GetEndpoint("gateway", "http");
+        var status = new Uri(_app.GetEndpoint("controlplane", "http"), "/apis/hybridserving.io/v1alpha1/namespaces/default/loraadapters/e2e");
         var resource = await EventuallyAsync(async () =>
         {
             var json = JsonNode.Parse(await _http.GetStringAsync(status, timeout.Token))!;
@@ -102,6 +107,10 @@ public sealed class LocalStackEndToEndTests(ITestOutputHelper output) : IAsyncLi
         var engine = Assert.Single(response.Headers.GetValues(EngineHeader));
         await AssertEngineHoldsAsync(engine, "e2e-alpha", timeout.Token);
 
+        // The request is one trace across processes in the Aspire dashboard: the gateway's span and the
+        // engine's server span (continued from the traceparent the gateway forwarded) share a trace id.
+        await AssertOneTraceAsync("gateway", engine, timeout.Token);
+
         // Streaming: server-sent events passed through, ending with [DONE].
         var stream = await SendAsync(HttpMethod.Post, new Uri(gateway, "/v1/chat/completions"),
             new { model = "e2e-beta", stream = true, messages = new[] { new { role = "user", content = "Stream please" } }, max_tokens = 8 }, timeout.Token);
@@ -125,18 +134,59 @@ public sealed class LocalStackEndToEndTests(ITestOutputHelper output) : IAsyncLi
         Assert.Equal("model", (string?)error["param"]);
         await EventuallyAsync(async () =>
         {
-            foreach (var e in _stack.Resources.Where(r => r.Project == "MockEngine"))
+            foreach (var e in new[] { "engine-0", "engine-1" })
             {
-                var list = await _http.GetStringAsync(new Uri(e.Endpoints[0].Url, "/v1/models"), timeout.Token);
+                var list = await _http.GetStringAsync(new Uri(_app.GetEndpoint(e, "http"), "/v1/models"), timeout.Token);
                 if (list.Contains("e2e-alpha", StringComparison.Ordinal)) return (string?)null;
             }
             return "gone";
         }, timeout.Token);
     }
 
+    private async Task AssertOneTraceAsync(string from, string to, CancellationToken cancellationToken)
+    {
+        var dashboard = await _app!.GetDashboardUrlAsync(cancellationToken) ?? throw new InvalidOperationException("the dashboard is not running");
+        await EventuallyAsync(async () =>
+        {
+            var a = await TraceIdsAsync(dashboard, from, cancellationToken);
+            var b = await TraceIdsAsync(dashboard, to, cancellationToken);
+            output.WriteLine($"traces: {from} {a.Count}, {to} {b.Count}, shared {a.Intersect(b).Count()}");
+            return a.Overlaps(b) ? "shared" : null;
+        }, cancellationToken);
+    }
+
+    /// <summary>Trace ids of the spans <paramref name="resource"/> sent to the dashboard (its telemetry API, OTLP/JSON).</summary>
+    private async Task<HashSet<string>> TraceIdsAsync(Uri dashboard, string resource, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(dashboard, $"/api/telemetry/spans?resource={resource}&limit=500"));
+        request.Headers.Add("x-api-key", DashboardApiKey);
+        using var response = await _http.SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound) return [];
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        Assert.True(response.IsSuccessStatusCode, $"dashboard telemetry API: {(int)response.StatusCode} {text}");
+        var ids = new HashSet<string>();
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            CollectTraceIds(JsonNode.Parse(line), ids);
+        return ids;
+    }
+
+    private static void CollectTraceIds(JsonNode? node, HashSet<string> ids)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                if (o["traceId"] is JsonValue v && v.TryGetValue<string>(out var id)) ids.Add(id);
+                foreach (var (_, child) in o) CollectTraceIds(child, ids);
+                break;
+            case JsonArray a:
+                foreach (var child in a) CollectTraceIds(child, ids);
+                break;
+        }
+    }
+
     private async Task AssertEngineHoldsAsync(string engine, string adapter, CancellationToken cancellationToken)
     {
-        var url = _stack!.Endpoint(engine);
+        var url = _app!.GetEndpoint(engine, "http");
         var list = JsonNode.Parse(await _http.GetStringAsync(new Uri(url, "/v1/models"), cancellationToken))!["data"]!.AsArray();
         Assert.Contains(list, c => (string?)c!["id"] == adapter);
     }
@@ -144,7 +194,7 @@ public sealed class LocalStackEndToEndTests(ITestOutputHelper output) : IAsyncLi
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri uri, object? body, CancellationToken cancellationToken)
     {
         var request = new HttpRequestMessage(method, uri);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", LocalStack.DevApiKey);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "dev-key");
         if (body is not null)
             request.Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
         return await _http.SendAsync(request, cancellationToken);
