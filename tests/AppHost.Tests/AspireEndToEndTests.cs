@@ -153,17 +153,28 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
             output.WriteLine($"traces: {from} {a.Count}, {to} {b.Count}, shared {a.Intersect(b).Count()}");
             return a.Overlaps(b) ? "shared" : null;
         }, cancellationToken);
+        // The engine continues it the way vLLM does: an llm_request span with vLLM's gen_ai.* attributes.
+        var engineSpans = await SpansAsync(dashboard, to, cancellationToken);
+        Assert.Contains("\"llm_request\"", engineSpans);
+        Assert.Contains("gen_ai.usage.completion_tokens", engineSpans);
+        Assert.Contains("gen_ai.latency.time_to_first_token", engineSpans);
+    }
+
+    private async Task<string> SpansAsync(Uri dashboard, string resource, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(dashboard, $"/api/telemetry/spans?resource={resource}&limit=500"));
+        request.Headers.Add("x-api-key", DashboardApiKey);
+        using var response = await _http.SendAsync(request, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound) return "";
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        Assert.True(response.IsSuccessStatusCode, $"dashboard telemetry API: {(int)response.StatusCode} {text}");
+        return text;
     }
 
     /// <summary>Trace ids of the spans <paramref name="resource"/> sent to the dashboard (its telemetry API, OTLP/JSON).</summary>
     private async Task<HashSet<string>> TraceIdsAsync(Uri dashboard, string resource, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(dashboard, $"/api/telemetry/spans?resource={resource}&limit=500"));
-        request.Headers.Add("x-api-key", DashboardApiKey);
-        using var response = await _http.SendAsync(request, cancellationToken);
-        if (response.StatusCode == HttpStatusCode.NotFound) return [];
-        var text = await response.Content.ReadAsStringAsync(cancellationToken);
-        Assert.True(response.IsSuccessStatusCode, $"dashboard telemetry API: {(int)response.StatusCode} {text}");
+        var text = await SpansAsync(dashboard, resource, cancellationToken);
         var ids = new HashSet<string>();
         foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             CollectTraceIds(JsonNode.Parse(line), ids);
