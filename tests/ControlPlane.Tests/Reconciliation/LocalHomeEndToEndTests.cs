@@ -284,6 +284,32 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_local_repository_outside_the_allowed_roots_is_refused_by_the_control_plane_naming_the_option()
+    {
+        // Issue 11: seed 003's example with type local and a repository outside the manifests folder.
+        var outside = _dir.Combine("elsewhere");
+        TestAdapters.Write(outside, "support-en", 8);
+        Manifests_.Write(Manifests, "far.yaml", Manifests_.Adapter("far", outside, pattern: "support-*"));
+        var host = await Start();
+
+        var refused = await host.WaitForAsync("far", a => a.Status?.Phase == LoraAdapterPhases.Failed, timeoutSeconds: 5);
+        Assert.Equal(("PathNotAllowed", "False"), (Ready(refused).Reason, Ready(refused).Status));
+        Assert.Contains($"confined to {Manifests} (ControlPlane:AllowedLocalRoots)", Ready(refused).Message);
+        Assert.Contains($"Allow it with ControlPlane:AllowedLocalRoots:N={_dir.Path}", Ready(refused).Message);
+        Assert.Contains("Sidecar:AllowedLocalRoots", Ready(refused).Message);
+        Assert.Equal("True", refused.Status!.Conditions!.Single(c => c.Type == "Degraded").Status);
+        Assert.All(_sidecars, s => Assert.DoesNotContain("support-en", s.Desired)); // never placed
+
+        // The option the message names allows it.
+        await host.DisposeAsync();
+        _host = await ControlPlaneHost.StartAsync(Manifests, _sidecars, extra: new Dictionary<string, string?>
+        {
+            ["ControlPlane:AllowedLocalRoots:0"] = Manifests, ["ControlPlane:AllowedLocalRoots:1"] = outside,
+        });
+        await _host.WaitForAsync("far", IsReady);
+    }
+
+    [Fact]
     public async Task An_adapter_failing_everywhere_backs_off_exponentially()
     {
         _sidecars[0].FailAdapters["support-en"] = "nope";
