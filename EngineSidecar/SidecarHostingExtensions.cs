@@ -58,14 +58,19 @@ public static class SidecarHostingExtensions
 
         services.AddSingleton(sp =>
         {
-            var url = !string.IsNullOrWhiteSpace(options.EngineUrl) ? new Uri(options.EngineUrl)
-                : ConfigFileSource.EngineUrlFromFile(options.EffectiveConfigFile, options.ConfigValidation);
-            var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(EngineClientName);
-            http.BaseAddress = url;
-            IEngineClient client = options.EngineKind == "sglang"
-                ? new SglangEngineClient(http, options.EngineApiKey)
-                : new VllmEngineClient(http, options.EngineApiKey);
-            return new ResilientEngineClient(client, options.Engine, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ResilientEngineClient>>());
+            IEngineClient Create(Uri url)
+            {
+                var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(EngineClientName);
+                http.BaseAddress = url;
+                return options.EngineKind == "sglang"
+                    ? new SglangEngineClient(http, options.EngineApiKey)
+                    : new VllmEngineClient(http, options.EngineApiKey);
+            }
+            // File mode without Sidecar:EngineUrl: the engine is the file's host:port, followed when the file changes.
+            var followFile = string.IsNullOrWhiteSpace(options.EngineUrl);
+            var url = followFile ? ConfigFileSource.EngineUrlFromFile(options.EffectiveConfigFile, options.ConfigValidation) : new Uri(options.EngineUrl!);
+            return new ResilientEngineClient(Create(url), options.Engine, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ResilientEngineClient>>(), followFile ? Create : null);
         });
         services.AddSingleton<EngineReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<EngineReconciler>());
@@ -80,11 +85,25 @@ public static class SidecarHostingExtensions
         return builder;
     }
 
-    /// <summary>Maps the EngineSidecar gRPC service and gRPC health checking (grpc.health.v1).</summary>
+    /// <summary>Maps the EngineSidecar gRPC service, gRPC health checking (grpc.health.v1) and <c>GET /status</c>
+    /// (mode, engine, config file problems, allowed local roots, and every adapter's phase, reason and message).</summary>
     public static WebApplication MapEngineSidecar(this WebApplication app)
     {
         app.MapGrpcService<EngineSidecarService>();
         app.MapGrpcHealthChecksService();
+        app.MapGet("/status", (SidecarOptions options, ResilientEngineClient engine, AdapterStateStore store, IServiceProvider services) =>
+        {
+            var file = options.FileMode ? services.GetService<ConfigFileSource>() : null;
+            return Results.Json(new
+            {
+                mode = options.FileMode ? "file" : "grpc",
+                engineUrl = engine.BaseAddress.ToString(),
+                configFile = options.FileMode ? Path.GetFullPath(options.EffectiveConfigFile) : null,
+                configProblem = file?.Problem,
+                allowedLocalRoots = services.GetRequiredService<LocalPathPolicy>().Roots,
+                adapters = store.List().Select(a => new { name = a.Name, source = AdapterSource.Redact(a.Source), phase = a.Phase.ToString(), reason = a.Reason, message = a.Message }),
+            });
+        });
         return app;
     }
 }
