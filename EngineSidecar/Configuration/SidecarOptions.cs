@@ -64,15 +64,20 @@ internal sealed class SidecarOptions
     /// <summary>File mode (seed 002): the desired set comes from this vLLMLoRAConfig YAML file.</summary>
     public string? ConfigFile { get; set; }
 
-    /// <summary><c>grpc</c> (default) or <c>file</c>. <c>file</c> without ConfigFile reads /config/configmap.yaml.</summary>
-    public string Mode { get; set; } = "grpc";
+    /// <summary><c>grpc</c> or <c>file</c>. Unset: <c>file</c> when ConfigFile is set, or when seed 002's flags were used
+    /// and no EngineUrl is known; else <c>grpc</c>. File mode without ConfigFile reads /config/configmap.yaml.</summary>
+    public string? Mode { get; set; }
+
+    /// <summary>Seed 002's flags were on the command line (set by SeedCommandLine).</summary>
+    public bool SeedFlags { get; set; }
 
     /// <summary>With validation, an invalid config file is refused as a whole; without, bad entries are skipped.</summary>
     public bool ConfigValidation { get; set; } = true;
 
     public const string DefaultConfigFile = "/config/configmap.yaml";
 
-    public bool FileMode => !string.IsNullOrWhiteSpace(ConfigFile) || string.Equals(Mode, "file", StringComparison.OrdinalIgnoreCase);
+    public bool FileMode => Mode is { Length: > 0 } mode ? string.Equals(mode, "file", StringComparison.OrdinalIgnoreCase)
+        : !string.IsNullOrWhiteSpace(ConfigFile) || (SeedFlags && string.IsNullOrWhiteSpace(EngineUrl));
     public string EffectiveConfigFile => string.IsNullOrWhiteSpace(ConfigFile) ? DefaultConfigFile : ConfigFile;
 
     public static TimeSpan Seconds(double value) => TimeSpan.FromSeconds(value);
@@ -90,7 +95,7 @@ internal sealed class SidecarOptions
             yield return $"Sidecar:EngineUrl '{EngineUrl}' is not an absolute http(s) URL.";
         if (EngineKind is not ("vllm" or "sglang" or "mock"))
             yield return $"Sidecar:EngineKind '{EngineKind}' is not supported; use 'vllm' or 'sglang'.";
-        if (Mode is not ("grpc" or "file"))
+        if (Mode is not (null or "" or "grpc" or "file"))
             yield return $"Sidecar:Mode '{Mode}' is not supported; use 'grpc' or 'file'.";
         if (CacheDirectory is not null && !string.IsNullOrWhiteSpace(CacheDirectory) && !Path.IsPathFullyQualified(CacheDirectory))
             yield return $"Sidecar:CacheDirectory '{CacheDirectory}' must be an absolute path.";

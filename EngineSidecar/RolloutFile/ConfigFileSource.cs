@@ -133,8 +133,8 @@ internal sealed class ConfigFileSource(
         Current = config;
         Problem = null;
         store.SetDesired(config.Desired(), ++_generation, UnloadScope.Listed,
-            listedForUnload: config.EnsureNotExist.Select(m => m.Id), skipped: config.Conflicts);
-        Log.ConfigRead(logger, path, config.EnsureExist.Count, config.EnsureNotExist.Count);
+            listedForUnload: config.ToUnload, skipped: config.Conflicts);
+        Log.ConfigRead(logger, path, config.Desired().Count, config.ToUnload.Count);
         return true;
     }
 

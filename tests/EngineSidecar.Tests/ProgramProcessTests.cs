@@ -47,4 +47,19 @@ public sealed class ProgramProcessTests
         Assert.NotEqual(0, code);
         Assert.Contains("Sidecar:EngineUrl is required", output);
     }
+
+    [Fact]
+    public async Task Seed_002_deployment_flags_alone_start_file_mode_on_the_default_config_path()
+    {
+        // The seed's Deployment passes only its own flags (no Sidecar:Mode, no engine URL): file mode,
+        // /config/configmap.yaml, the engine the file names (here absent: localhost:8000, not answering).
+        using var dir = new TempDirectory("proc2");
+        var (code, output) = await RunSidecarAsync(TimeSpan.FromSeconds(30),
+            "--health-check-timeout", "1", "--health-check-interval", "0.2", "--reconcile-trigger", "10",
+            "--Sidecar:CacheDirectory=" + dir.Path, "--Kestrel:Endpoints:Http:Url=http://127.0.0.1:" + Ports.GetFree());
+        Assert.DoesNotContain("Sidecar:EngineUrl is required", output);
+        Assert.Contains("/config/configmap.yaml", output);
+        Assert.Contains("Engine at http://localhost:8000/ did not become healthy within 1 s", output);
+        Assert.Equal(1, code);
+    }
 }

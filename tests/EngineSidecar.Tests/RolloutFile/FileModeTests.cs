@@ -169,5 +169,9 @@ public sealed class FileModeTests
         File.WriteAllText(configFile, Config(second.Port));
         await WaitForEngineAdaptersAsync(second.BaseUrl, ["food-review-1"], "loaded on the engine the changed file names");
         Assert.Equal($"http://127.0.0.1:{second.Port}/", (await host.Client.GetInfoAsync(new GetInfoRequest())).EngineUrl);
+
+        // Seed 002's toRemove: true unloads the adapter (issue 19).
+        File.WriteAllText(configFile, Config(second.Port).Replace($"source: {food}", $"source: {food}\n      toRemove: true"));
+        await WaitForEngineAdaptersAsync(second.BaseUrl, [], "food-review-1 unloaded by toRemove: true");
     }
 }
