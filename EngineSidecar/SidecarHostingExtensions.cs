@@ -1,4 +1,5 @@
 using HybridServing.Contracts.Engines;
+using HybridServing.Contracts.Net;
 using HybridServing.EngineSidecar.Api;
 using HybridServing.EngineSidecar.Artifacts;
 using HybridServing.EngineSidecar.Configuration;
@@ -44,8 +45,12 @@ public static class SidecarHostingExtensions
         // 10 s attempt timeout on top and cut long adapter loads and downloads short.
 #pragma warning disable EXTEXP0001 // RemoveAllResilienceHandlers is marked experimental; it is the documented way to opt a client out of AddServiceDefaults' pipeline.
         services.AddHttpClient(EngineClientName, c => c.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
+        // SSRF guard on every connection of http(s) and Hub downloads, redirects included; the Hub endpoint the operator
+        // configured is trusted (host and port), the CDN it redirects to is checked like any other host.
+        var hub = HubSettings.From(options.Hub, Environment.GetEnvironmentVariable);
+        var guard = new OutboundGuard(options.Sources.Http.AllowedHosts, options.Sources.Http.AllowPrivateNetworks, [hub.Endpoint], "Sidecar:Sources:Http");
         services.AddHttpClient(HttpFileDownloader.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 5 })
+            .ConfigurePrimaryHttpMessageHandler(() => guard.Apply(new SocketsHttpHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 5 }))
             .RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
 

@@ -25,7 +25,7 @@ internal sealed class AdapterBackoff(TimeSpan initial, TimeSpan max)
 
     /// <summary>Sidecar failure reasons that wait for a new spec (sidecar.proto): retrying repeats them.</summary>
     public static bool IsPermanent(string reason) =>
-        reason is "InvalidName" or "InvalidSource" or "PathNotAllowed" or "BaseModelMismatch" or "RankTooLarge";
+        reason is "InvalidName" or "InvalidSource" or "PathNotAllowed" or "AddressNotAllowed" or "BaseModelMismatch" or "RankTooLarge";
 
     public void AttemptStarted(string adapter, string engine) => _open.Add((adapter, engine));
 

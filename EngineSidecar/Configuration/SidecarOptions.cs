@@ -60,6 +60,7 @@ internal sealed class SidecarOptions
     public ArtifactOptions Artifacts { get; set; } = new();
     public S3Options S3 { get; set; } = new();
     public HubOptions Hub { get; set; } = new();
+    public SourcesOptions Sources { get; set; } = new();
 
     /// <summary>File mode (seed 002): the desired set comes from this vLLMLoRAConfig YAML file.</summary>
     public string? ConfigFile { get; set; }
@@ -121,6 +122,8 @@ internal sealed class SidecarOptions
             yield return $"Sidecar:S3:ServiceUrl '{S3.ServiceUrl}' is not an absolute URL.";
         if (!string.IsNullOrWhiteSpace(Hub.Endpoint) && !Uri.TryCreate(Hub.Endpoint, UriKind.Absolute, out _))
             yield return $"Sidecar:Hub:Endpoint '{Hub.Endpoint}' is not an absolute URL.";
+        foreach (var problem in Sources.Http.AllowedHosts.Select(Contracts.Net.OutboundGuard.CheckEntry).OfType<string>())
+            yield return $"Sidecar:Sources:Http:AllowedHosts: {problem}.";
         foreach (var root in AllowedLocalRoots)
         {
             if (!Path.IsPathFullyQualified(root))
@@ -171,4 +174,18 @@ internal sealed class HubOptions
     /// <summary>A mounted file holding the token; else <c>HF_TOKEN_PATH</c>.</summary>
     public string? TokenFile { get; set; }
     public string DefaultRevision { get; set; } = "main";
+}
+
+internal sealed class SourcesOptions
+{
+    public HttpSourceOptions Http { get; set; } = new();
+}
+
+/// <summary><c>Sidecar:Sources:Http</c>: the SSRF guard of http(s) and Hub downloads (<see cref="Contracts.Net.OutboundGuard"/>).</summary>
+internal sealed class HttpSourceOptions
+{
+    /// <summary>Hosts, IP addresses or CIDR ranges that may be loopback, link-local or private.</summary>
+    public List<string> AllowedHosts { get; set; } = [];
+    /// <summary>Turns the guard off: any address may be fetched.</summary>
+    public bool AllowPrivateNetworks { get; set; }
 }
