@@ -24,6 +24,21 @@ internal sealed class SourceOptions
     /// resolving <c>..</c> and symlinks), the same policy every sidecar applies with <c>Sidecar:AllowedLocalRoots</c>.
     /// Empty: the Local home allows <c>ControlPlane:ManifestsPath</c>; the Kubernetes home does not check (the sidecars do).</summary>
     public List<string> AllowedLocalRoots { get; set; } = [];
+
+    /// <summary><c>ControlPlane:Sources:Http</c>: the SSRF guard of source listing (Hub and http).</summary>
+    public ControlPlaneSourcesOptions Sources { get; set; } = new();
+}
+
+internal sealed class ControlPlaneSourcesOptions
+{
+    public HttpGuardOptions Http { get; set; } = new();
+}
+
+/// <summary>Hosts, IP addresses or CIDR ranges that may be loopback, link-local or private; or every address.</summary>
+internal sealed class HttpGuardOptions
+{
+    public List<string> AllowedHosts { get; set; } = [];
+    public bool AllowPrivateNetworks { get; set; }
 }
 
 /// <summary><c>ControlPlane:S3:*</c>: defaults for <c>type: s3</c> sources; a secret's <c>AWS_ENDPOINT_URL</c>/<c>AWS_REGION</c> win.</summary>
@@ -49,6 +64,8 @@ internal sealed class SourceOptionsValidator : IValidateOptions<SourceOptions>
         if (o.HubEndpoint is { } hub && !IsHttpUrl(hub)) errors.Add($"ControlPlane:HubEndpoint '{hub}' must be an absolute http(s) URL.");
         if (o.S3.ServiceUrl is { } s3 && !IsHttpUrl(s3)) errors.Add($"ControlPlane:S3:ServiceUrl '{s3}' must be an absolute http(s) URL.");
         if (o.SecretsDirectory is { Length: 0 }) errors.Add("ControlPlane:SecretsDirectory must not be empty when set.");
+        foreach (var problem in o.Sources.Http.AllowedHosts.Select(Contracts.Net.OutboundGuard.CheckEntry).OfType<string>())
+            errors.Add($"ControlPlane:Sources:Http:AllowedHosts: {problem}.");
         foreach (var root in o.AllowedLocalRoots.Where(r => !Path.IsPathFullyQualified(r)))
             errors.Add($"ControlPlane:AllowedLocalRoots entry '{root}' must be an absolute path.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
