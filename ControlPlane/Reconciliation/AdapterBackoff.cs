@@ -24,8 +24,7 @@ internal sealed class AdapterBackoff(TimeSpan initial, TimeSpan max)
     private readonly HashSet<(string Adapter, string Engine)> _open = [];
 
     /// <summary>Sidecar failure reasons that wait for a new spec (sidecar.proto): retrying repeats them.</summary>
-    public static bool IsPermanent(string reason) =>
-        reason is "InvalidName" or "InvalidSource" or "PathNotAllowed" or "AddressNotAllowed" or "BaseModelMismatch" or "RankTooLarge";
+    public static bool IsPermanent(string reason) => Contracts.Sidecar.PermanentFailures.Contains(reason);
 
     public void AttemptStarted(string adapter, string engine) => _open.Add((adapter, engine));
 

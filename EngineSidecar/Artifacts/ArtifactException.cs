@@ -27,8 +27,7 @@ internal static class FailureReasons
     public const string ConfigConflict = "ConfigConflict";
 
     /// <summary>Failures that cannot heal without a new spec: retrying them only spams the engine.</summary>
-    public static bool IsPermanent(string reason) =>
-        reason is InvalidName or InvalidSource or PathNotAllowed or AddressNotAllowed or BaseModelMismatch or RankTooLarge;
+    public static bool IsPermanent(string reason) => Contracts.Sidecar.PermanentFailures.Contains(reason);
 }
 
 /// <summary>An artifact could not be resolved; <see cref="Reason"/> is one of <see cref="FailureReasons"/>.</summary>
