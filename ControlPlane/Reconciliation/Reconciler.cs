@@ -410,6 +410,7 @@ internal sealed partial class Reconciler : BackgroundService
         // In name order: the solver then finds its input already sorted, here and in RequestLoad's what-if solves.
         var demands = new Dictionary<string, AdapterDemand>(StringComparer.Ordinal);
         var rates = _demand.Rates();
+        _backoff.ForgetChangedSources(owners.ToDictionary(o => o.Key, o => o.Value.Adapter.Uri, StringComparer.Ordinal));
         foreach (var (name, (r, a)) in owners.OrderBy(o => o.Key, StringComparer.Ordinal))
         {
             if (!r.LoadOnStartup && !requested.Contains(name)) continue;
@@ -536,7 +537,7 @@ internal sealed partial class Reconciler : BackgroundService
                 if (!view.Adapters.TryGetValue(name, out var state)) continue;
                 if (state.Phase == AdapterPhase.Loaded) _backoff.Succeeded(name, view.Endpoint.Name);
                 else if (state.Phase == AdapterPhase.Failed
-                         && _backoff.Failed(name, view.Endpoint.Name, state.Reason is { Length: > 0 } r ? r : LoraAdapterReasons.LoadFailed, state.Message, now))
+                         && _backoff.Failed(name, view.Endpoint.Name, state.Reason is { Length: > 0 } r ? r : LoraAdapterReasons.LoadFailed, state.Message, now, state.Source))
                 {
                     LogLoadFailed(_logger, name, view.Endpoint.Name, state.Reason, state.Message);
                     ControlPlaneTelemetry.LoadFailures.Add(1);
