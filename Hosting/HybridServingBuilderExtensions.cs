@@ -110,10 +110,22 @@ public static class HybridServingBuilderExtensions
         return pool;
     }
 
-    /// <summary>Registers the pool's engines with the ControlPlane (local home) and waits for their sidecars.</summary>
+    /// <summary>
+    /// Registers the pool's engines with the ControlPlane (local home) and waits for their sidecars. The
+    /// ControlPlane confines local sources to the pool's <see cref="EnginePoolOptions.AllowedLocalRoots"/>,
+    /// the same folders the sidecars accept, so a repository outside them is refused in status at once.
+    /// </summary>
     public static IResourceBuilder<ProjectResource> WithEnginePool(this IResourceBuilder<ProjectResource> controlPlane, EnginePool pool)
     {
         var first = controlPlane.Resource.Annotations.OfType<EnginePoolMemberAnnotation>().Count();
+        if (first == 0)
+        {
+            controlPlane.WithEnvironment(ctx =>
+            {
+                for (var r = 0; r < pool.Options.AllowedLocalRoots.Count; r++)
+                    ctx.EnvironmentVariables[$"ControlPlane__AllowedLocalRoots__{r}"] = Path.GetFullPath(pool.Options.AllowedLocalRoots[r]);
+            });
+        }
         for (var i = 0; i < pool.Sidecars.Count; i++)
         {
             var key = $"ControlPlane__Engines__{first + i}__";

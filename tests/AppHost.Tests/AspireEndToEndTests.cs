@@ -63,6 +63,28 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
                   min: 1
                   max: 1
             """);
+        // Seed 003's example shape with a local repository outside every allowed root: refused in status
+        // at once, naming the option that allows it, while the other LoraAdapter is served.
+        var outside = _dir.Combine("elsewhere");
+        TestAdapters.Write(outside, "e2e-outside", rank: 8);
+        await File.WriteAllTextAsync(Path.Combine(manifests, "outside.yaml"), $"""
+            apiVersion: hybridserving.io/v1alpha1
+            kind: LoraAdapter
+            metadata:
+              name: outside
+              namespace: default
+            spec:
+              baseModel: {TestAdapters.TinyModel}
+              adapterSource:
+                type: local
+                repository: {outside}
+                pattern: "e2e-*"
+              deploymentConfig:
+                loadOnStartup: true
+              schedulingConfig:
+                priority: 10
+                preemptionPolicy: "LowerPriority"
+            """);
 
         // Ports are fixed by the AppHost (the README's 8080/8081); a test takes free ones.
         var block = Ports.GetFreeBlock(14);
@@ -89,6 +111,13 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
             return (string?)json["status"]?["phase"] == "Ready" ? json : null;
         }, timeout.Token);
         Assert.Equal(["e2e-alpha", "e2e-beta"], resource["status"]!["loadedAdapters"]!.AsArray().Select(n => (string)n!).Order());
+        var refused = await EventuallyAsync(async () =>
+        {
+            var json = await _http.GetStringAsync(new Uri(status, "outside"), timeout.Token);
+            return json.Contains("PathNotAllowed", StringComparison.Ordinal) ? JsonNode.Parse(json) : null;
+        }, timeout.Token);
+        Assert.NotEqual("Loading", (string?)refused["status"]!["phase"]);
+        Assert.Contains("AllowedLocalRoots", refused.ToJsonString());
 
         // The gateway lists the base model and the loaded adapters with the base as parent.
         var models = await SendAsync(HttpMethod.Get, new Uri(gateway, "/v1/models"), null, timeout.Token);
