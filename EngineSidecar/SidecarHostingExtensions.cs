@@ -39,6 +39,7 @@ public static class SidecarHostingExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(_ => new SidecarMetrics());
         services.AddSingleton<AdapterStateStore>();
+        services.AddSingleton<HybridServing.Contracts.Telemetry.TraceHandoff>();
         services.AddSingleton(new LocalPathPolicy(options.AllowedLocalRoots));
 
         // Our own timeouts and retries apply (per call kind); the default resilience pipeline would stack its own

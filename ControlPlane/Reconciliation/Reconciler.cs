@@ -1,3 +1,4 @@
+using HybridServing.Contracts.Telemetry;
 using System.Diagnostics;
 using System.Threading.Channels;
 using HybridServing.Contracts.ControlPlane;
@@ -43,6 +44,7 @@ internal sealed partial class Reconciler : BackgroundService
     // Overflow loads gateways asked for, by (adapter, engine); applied over each solved plan until they expire.
     private readonly Dictionary<(string Adapter, string Engine), OverflowGrant> _grants = [];
     private readonly Lock _requestGate = new();
+    private readonly TraceHandoff _traces = new();
     private readonly Dictionary<string, LoraAdapterStatus> _previous = new(StringComparer.Ordinal);
     private volatile ReconcileModel _model = ReconcileModel.Empty;
     private TaskCompletionSource<ReconcileModel> _reconciled = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -177,6 +179,7 @@ internal sealed partial class Reconciler : BackgroundService
             done = _reconciled.Task;
         }
         Await(name, null);
+        _traces.Add();
         WakeNow();
         // Wait for a reconcile that started after the request.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -261,6 +264,7 @@ internal sealed partial class Reconciler : BackgroundService
             done = _reconciled.Task;
         }
         Await(name, engine);
+        _traces.Add();
         WakeNow();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
@@ -344,7 +348,8 @@ internal sealed partial class Reconciler : BackgroundService
     /// <summary>One decide → apply → record pass. Returns when the next pass is due at the latest.</summary>
     internal async Task<DateTimeOffset> ReconcileOnceAsync(CancellationToken ct)
     {
-        using var activity = ControlPlaneTelemetry.ActivitySource.StartActivity("reconcile");
+        // A pass a gateway's request waits on continues that request's trace.
+        using var activity = _traces.StartActivity(ControlPlaneTelemetry.ActivitySource, "reconcile");
         var started = _time.GetTimestamp();
         var now = _time.GetUtcNow();
         _startedAt ??= now;

@@ -63,6 +63,22 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
                   min: 1
                   max: 1
             """);
+        TestAdapters.Write(adapters, "cold-start", rank: 8);
+        await File.WriteAllTextAsync(Path.Combine(manifests, "cold.yaml"), $"""
+            apiVersion: hybridserving.io/v1alpha1
+            kind: LoraAdapter
+            metadata:
+              name: cold
+              namespace: default
+            spec:
+              baseModel: {TestAdapters.TinyModel}
+              adapterSource:
+                type: local
+                repository: {adapters}
+                pattern: "cold-*"
+              deploymentConfig:
+                loadOnStartup: false
+            """);
         // Seed 003's example shape with a local repository outside every allowed root: refused in status
         // at once, naming the option that allows it, while the other LoraAdapter is served.
         var outside = _dir.Combine("elsewhere");
@@ -139,6 +155,15 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         // The request is one trace across processes in the Aspire dashboard: the gateway's span and the
         // engine's server span (continued from the traceparent the gateway forwarded) share a trace id.
         await AssertOneTraceAsync("gateway", engine, timeout.Token);
+        await AssertLlmRequestSpanAsync(engine, timeout.Token);
+
+        // A cold start is one trace too: gateway → ControlPlane RequestLoad and reconcile → the sidecar's load → engine.
+        var cold = await SendAsync(HttpMethod.Post, new Uri(gateway, "/v1/chat/completions"),
+            new { model = "cold-start", messages = new[] { new { role = "user", content = "Wake up" } }, max_tokens = 4 }, timeout.Token);
+        Assert.True(cold.StatusCode == HttpStatusCode.OK, await cold.Content.ReadAsStringAsync(timeout.Token));
+        var coldEngine = Assert.Single(cold.Headers.GetValues(EngineHeader));
+        await AssertOneTraceAsync("gateway", "controlplane", timeout.Token);
+        await AssertOneTraceAsync("gateway", $"{coldEngine}-sidecar", timeout.Token);
 
         // Streaming: server-sent events passed through, ending with [DONE].
         var stream = await SendAsync(HttpMethod.Post, new Uri(gateway, "/v1/chat/completions"),
@@ -182,8 +207,13 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
             output.WriteLine($"traces: {from} {a.Count}, {to} {b.Count}, shared {a.Intersect(b).Count()}");
             return a.Overlaps(b) ? "shared" : null;
         }, cancellationToken);
-        // The engine continues it the way vLLM does: an llm_request span with vLLM's gen_ai.* attributes.
-        var engineSpans = await SpansAsync(dashboard, to, cancellationToken);
+    }
+
+    /// <summary>The engine continues the trace the way vLLM does: an llm_request span with vLLM's gen_ai.* attributes.</summary>
+    private async Task AssertLlmRequestSpanAsync(string engine, CancellationToken cancellationToken)
+    {
+        var dashboard = await _app!.GetDashboardUrlAsync(cancellationToken) ?? throw new InvalidOperationException("the dashboard is not running");
+        var engineSpans = await SpansAsync(dashboard, engine, cancellationToken);
         Assert.Contains("\"llm_request\"", engineSpans);
         Assert.Contains("gen_ai.usage.completion_tokens", engineSpans);
         Assert.Contains("gen_ai.latency.time_to_first_token", engineSpans);
