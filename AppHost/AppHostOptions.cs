@@ -1,10 +1,15 @@
+using System.Globalization;
+using HybridServing.Hosting;
+
 namespace HybridServing.AppHost;
 
-/// <summary>The AppHost's command line. Every value has a default that runs the whole stack locally.</summary>
+/// <summary>
+/// The AppHost's command line. Every value has a default that runs the whole stack locally; what is
+/// not ours (Aspire's own <c>--operation</c>, <c>--step</c>, … and <c>--Section:Key=value</c>
+/// configuration) is handed to Aspire.
+/// </summary>
 internal sealed record AppHostOptions
 {
-    public const string DefaultBaseModel = "meta-llama/Llama-3.1-8B-Instruct";
-
     public string? ManifestsPath { get; init; }
     public IReadOnlyList<string> AdapterRoots { get; init; } = [];
     public string Host { get; init; } = "127.0.0.1";
@@ -13,19 +18,24 @@ internal sealed record AppHostOptions
     public int ControlPlaneGrpcPort { get; init; } = 8082;
     public int Engines { get; init; } = 3;
     public int EnginePortBase { get; init; } = 8000;
-    public int SidecarHttpPortBase { get; init; } = 8010;
-    public int SidecarGrpcPortBase { get; init; } = 8020;
-    public string BaseModel { get; init; } = DefaultBaseModel;
+    public int SidecarPortBase { get; init; } = 8010;
+    public string BaseModel { get; init; } = EnginePoolOptions.DefaultBaseModel;
     public int MaxLoras { get; init; } = 4;
     public int MaxCpuLoras { get; init; } = 8;
-    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(60);
     public string? StateDirectory { get; init; }
+    public IReadOnlyList<string> EngineArgs { get; init; } = [];
     public bool Help { get; init; }
+    /// <summary>Set by <c>publish</c>: write Kubernetes manifests instead of running.</summary>
+    public PublishOptions? Publish { get; init; }
+    /// <summary>Arguments for Aspire's <c>DistributedApplication.CreateBuilder</c>.</summary>
+    public IReadOnlyList<string> AspireArgs { get; init; } = [];
 
     public const string Usage = """
         Usage: dotnet run --project AppHost [-- options]
+               dotnet run --project AppHost -- publish [publish options]   (see publish --help)
 
-        Starts MockEngines, one EngineSidecar per engine, the ControlPlane (local home) and the Gateway.
+        Runs the local stack on .NET Aspire: MockEngines, one EngineSidecar per engine, the ControlPlane
+        (local home) and the Gateway, with the Aspire dashboard (traces, metrics, logs) at the URL printed.
 
           --manifests DIR            LoraAdapter YAML folder (default: AppHost/samples, with generated sample adapters)
           --adapter-root DIR         a directory sidecars may load local adapters from (repeatable;
@@ -34,61 +44,106 @@ internal sealed record AppHostOptions
           --controlplane-port N      ControlPlane HTTP port (default 8081; its gRPC port is N+1 unless --controlplane-grpc-port)
           --controlplane-grpc-port N ControlPlane gRPC port (default 8082)
           --engines N                number of MockEngines (default 3)
-          --engine-port-base N       first engine port (default 8000); sidecars use --sidecar-port-base (8010) and +10 for gRPC
-          --sidecar-port-base N      first sidecar HTTP port (default 8010)
+          --engine-port-base N       first engine port (default 8000); engine i listens on N+i
+          --sidecar-port-base N      first sidecar HTTP port (default 8010); sidecar i: N+i (HTTP), N+10+i (gRPC)
           --base-model NAME          base model every engine serves (default meta-llama/Llama-3.1-8B-Instruct)
           --max-loras N              engine GPU LoRA slots (default 4)
           --max-cpu-loras N          engine host-memory LoRA slots (default 8)
+          --engine-arg ARG           an extra MockEngine argument (repeatable, e.g. --engine-arg=--mock-time-scale --engine-arg=4)
           --host ADDRESS             address every component binds to (default 127.0.0.1)
-          --start-timeout SECONDS    how long each component may take to become healthy (default 60)
-          --state-dir DIR            sidecar caches and generated files (default .hybridserving/ in the repository)
+          --state-dir DIR            sidecar caches (default .hybridserving/ in the repository)
           -h, --help                 this text
+
+        Aspire's own options and configuration (--Section:Key=value) pass through to Aspire.
         """;
+
+    /// <summary>Aspire's own command-line switches, passed through with their value.</summary>
+    private static readonly HashSet<string> AspireSwitches = ["--operation", "--step", "--output-path", "--clear-cache", "--publisher", "--log-level", "--environment"];
 
     /// <summary>Parses the command line; a wrong value throws <see cref="AppHostOptionsException"/> naming the flag.</summary>
     public static AppHostOptions Parse(IReadOnlyList<string> args)
     {
+        if (args.Count > 0 && args[0] == "publish")
+        {
+            var publishArgs = args.Skip(1).ToArray();
+            if (publishArgs is ["--help"] or ["-h"]) return new AppHostOptions { Help = true, Publish = new PublishOptions() };
+            var publish = PublishOptions.Parse([.. publishArgs]);
+            return new AppHostOptions
+            {
+                Publish = publish,
+                AspireArgs = ["--operation", "publish", "--step", "publish", "--output-path", OutputPath(publish.OutputDirectory), "--clear-cache", "true"],
+            };
+        }
+
         var o = new AppHostOptions();
         var roots = new List<string>();
+        var engineArgs = new List<string>();
+        var aspire = new List<string>();
         var grpcPortSet = false;
         for (var i = 0; i < args.Count; i++)
         {
-            var flag = args[i];
-            string Value() => i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal)
-                ? args[++i] : throw new AppHostOptionsException(flag, "needs a value");
-            int Port() => int.TryParse(Value(), out var p) && p is > 0 and < 65536 ? p : throw new AppHostOptionsException(flag, $"'{args[i]}' is not a TCP port (1-65535)");
-            int Positive(int max) => int.TryParse(Value(), out var n) && n >= 1 && n <= max ? n : throw new AppHostOptionsException(flag, $"'{args[i]}' is not a whole number from 1 to {max}");
+            var (flag, inline) = Split(args[i]);
+            string Value()
+            {
+                if (inline is not null) return inline;
+                return i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal)
+                    ? args[++i] : throw new AppHostOptionsException(flag, "needs a value");
+            }
+            int Port() => Value() is var v && int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var p) && p is > 0 and < 65536 ? p : throw new AppHostOptionsException(flag, $"'{v}' is not a TCP port (1-65535)");
+            int Positive(int max) => Value() is var v && int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= 1 && n <= max ? n : throw new AppHostOptionsException(flag, $"'{v}' is not a whole number from 1 to {max}");
 
+            if (AspireSwitches.Contains(flag) || flag.Contains(':', StringComparison.Ordinal))
+            {
+                aspire.Add(args[i]);
+                if (inline is null && i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) aspire.Add(args[++i]);
+                continue;
+            }
             o = flag switch
             {
                 "--manifests" => o with { ManifestsPath = Value() },
-                "--adapter-root" => AddRoot(o, roots, Value()),
+                "--adapter-root" => o with { AdapterRoots = [.. roots.Append(Value())] },
                 "--gateway-port" => o with { GatewayPort = Port() },
                 "--controlplane-port" => o with { ControlPlanePort = Port() },
                 "--controlplane-grpc-port" => SetGrpc(o, Port(), ref grpcPortSet),
                 "--engines" => o with { Engines = Positive(9) },
                 "--engine-port-base" => o with { EnginePortBase = Port() },
-                "--sidecar-port-base" => o with { SidecarHttpPortBase = Port() },
+                "--sidecar-port-base" => o with { SidecarPortBase = Port() },
                 "--base-model" => o with { BaseModel = Value() },
                 "--max-loras" => o with { MaxLoras = Positive(512) },
                 "--max-cpu-loras" => o with { MaxCpuLoras = Positive(4096) },
+                "--engine-arg" => o with { EngineArgs = [.. engineArgs.Append(Value())] },
                 "--host" => o with { Host = Value() },
-                "--start-timeout" => o with { StartTimeout = TimeSpan.FromSeconds(Positive(3600)) },
                 "--state-dir" => o with { StateDirectory = Value() },
                 "-h" or "--help" => o with { Help = true },
                 _ => throw new AppHostOptionsException(flag, "is not a known option (see --help)"),
             };
+            roots = [.. o.AdapterRoots];
+            engineArgs = [.. o.EngineArgs];
         }
         if (!grpcPortSet) o = o with { ControlPlaneGrpcPort = o.ControlPlanePort + 1 };
-        o = o with { SidecarGrpcPortBase = o.SidecarHttpPortBase + 10 };
         if (o.MaxCpuLoras < o.MaxLoras)
             throw new AppHostOptionsException("--max-cpu-loras", $"max_cpu_loras ({o.MaxCpuLoras}) must be >= max_loras ({o.MaxLoras})");
-        return o;
+        return o with { AspireArgs = aspire };
 
-        static AppHostOptions AddRoot(AppHostOptions o, List<string> roots, string root)
+        // 'dotnet run --project AppHost' starts the AppHost in its project folder: a relative --output is
+        // taken from the shell's folder, and the default is the repository's k8s/.
+        static string OutputPath(string? output) => output is null
+            ? Path.Combine(RepositoryRoot(), "k8s")
+            : Path.GetFullPath(output, Environment.GetEnvironmentVariable("PWD") is { Length: > 0 } pwd ? pwd : Environment.CurrentDirectory);
+
+        static string RepositoryRoot()
         {
-            roots.Add(root);
-            return o with { AdapterRoots = [.. roots] };
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "HybridServing.sln"))) return dir.FullName;
+            }
+            throw new AppHostOptionsException("--output", $"no HybridServing.sln above {AppContext.BaseDirectory} to find k8s/ in; give --output DIR");
+        }
+
+        static (string Flag, string? Inline) Split(string arg)
+        {
+            var eq = arg.IndexOf('=', StringComparison.Ordinal);
+            return arg.StartsWith("--", StringComparison.Ordinal) && eq > 2 ? (arg[..eq], arg[(eq + 1)..]) : (arg, null);
         }
 
         static AppHostOptions SetGrpc(AppHostOptions o, int port, ref bool set)

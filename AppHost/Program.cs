@@ -1,26 +1,6 @@
-using System.Runtime.InteropServices;
 using HybridServing.AppHost;
-using HybridServing.AppHost.Orchestration;
-using HybridServing.AppHost.Publishing;
-
-if (args is ["publish", .. var publishArgs])
-{
-    if (publishArgs is ["--help"] or ["-h"])
-    {
-        Console.WriteLine(PublishOptions.Usage);
-        return 0;
-    }
-    try
-    {
-        KubernetesManifests.Write(PublishOptions.Parse(publishArgs), Console.WriteLine);
-        return 0;
-    }
-    catch (AppHostOptionsException e)
-    {
-        Console.Error.WriteLine($"error: {e.Message}");
-        return 2;
-    }
-}
+using HybridServing.Hosting;
+using HybridServing.Hosting.Samples;
 
 AppHostOptions options;
 try
@@ -35,40 +15,50 @@ catch (AppHostOptionsException e)
 }
 if (options.Help)
 {
-    Console.WriteLine(AppHostOptions.Usage);
+    Console.WriteLine(options.Publish is null ? AppHostOptions.Usage : PublishOptions.Usage);
     return 0;
 }
 
-using var stopping = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) => { e.Cancel = true; stopping.Cancel(); };
-using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stopping.Cancel(); });
+var builder = DistributedApplication.CreateBuilder([.. options.AspireArgs]);
+var repository = Path.GetFullPath(Path.Combine(builder.AppHostDirectory, ".."));
 
-var console = new ConsoleLog();
-LocalStack? stack = null;
-try
+// Declared adapters: a folder of LoraAdapter YAML files (by default the samples, whose adapters are
+// generated here before any resource starts).
+var manifests = options.ManifestsPath is { } m ? Path.GetFullPath(m) : Path.Combine(builder.AppHostDirectory, "samples");
+if (!Directory.Exists(manifests))
 {
-    console.Info($"starting {options.Engines} engines, {options.Engines} sidecars, the control plane and the gateway");
-    stack = await LocalStack.StartAsync(options, console.Line, stopping.Token);
-    console.PrintResources(stack);
-    await stack.WatchAsync(stopping.Token);
-    return 0;
+    Console.Error.WriteLine($"error: --manifests: directory '{manifests}' does not exist");
+    return 2;
 }
-catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+if (options.ManifestsPath is null && !builder.ExecutionContext.IsPublishMode)
+    SampleAdapters.EnsureGenerated(manifests, options.BaseModel, Console.WriteLine);
+
+var pool = builder.AddEnginePool<Projects.MockEngine, Projects.EngineSidecar>("engine", new EnginePoolOptions
 {
-    console.Info("stopping");
-    return 0;
-}
-catch (ResourceFailedException e)
-{
-    console.Failure(e);
-    return 1;
-}
-catch (Exception e) when (e is AppHostOptionsException or FileNotFoundException or InvalidOperationException or ArgumentException)
-{
-    console.Error(e.Message);
-    return 1;
-}
-finally
-{
-    if (stack is not null) await stack.DisposeAsync();
-}
+    Engines = options.Engines,
+    BaseModel = options.Publish?.BaseModel ?? options.BaseModel,
+    MaxLoras = options.MaxLoras,
+    MaxCpuLoras = options.MaxCpuLoras,
+    Host = options.Host,
+    EnginePortBase = options.EnginePortBase,
+    SidecarPortBase = options.SidecarPortBase,
+    AllowedLocalRoots = options.AdapterRoots.Count > 0 ? options.AdapterRoots : [manifests],
+    StateDirectory = options.StateDirectory ?? Path.Combine(repository, ".hybridserving"),
+    ExtraEngineArgs = options.EngineArgs,
+    Cluster = options.Publish?.EnginePool ?? new(),
+});
+
+var controlPlane = builder.AddHybridServingControlPlane<Projects.ControlPlane>("controlplane", options.ControlPlanePort, options.ControlPlaneGrpcPort, options.Host)
+    .WithLoraAdapterManifests(manifests)
+    .WithEnginePool(pool);
+
+// The local development tenant: one key for the "default" namespace (override with Parameters:dev-api-key).
+var devApiKey = builder.AddParameter("dev-api-key", "dev-key", secret: true);
+builder.AddHybridServingGateway<Projects.Gateway>("gateway", options.GatewayPort, options.Host)
+    .WithControlPlane(controlPlane)
+    .WithTenant("dev", devApiKey, "default");
+
+builder.AddHybridServingKubernetesManifests((options.Publish ?? new()).Cluster);
+
+builder.Build().Run();
+return 0;

@@ -1,4 +1,5 @@
 using HybridServing.Contracts.Engines;
+using HybridServing.Contracts.Net;
 using HybridServing.EngineSidecar.Api;
 using HybridServing.EngineSidecar.Artifacts;
 using HybridServing.EngineSidecar.Configuration;
@@ -38,14 +39,19 @@ public static class SidecarHostingExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(_ => new SidecarMetrics());
         services.AddSingleton<AdapterStateStore>();
+        services.AddSingleton<HybridServing.Contracts.Telemetry.TraceHandoff>();
         services.AddSingleton(new LocalPathPolicy(options.AllowedLocalRoots));
 
         // Our own timeouts and retries apply (per call kind); the default resilience pipeline would stack its own
         // 10 s attempt timeout on top and cut long adapter loads and downloads short.
 #pragma warning disable EXTEXP0001 // RemoveAllResilienceHandlers is marked experimental; it is the documented way to opt a client out of AddServiceDefaults' pipeline.
         services.AddHttpClient(EngineClientName, c => c.Timeout = Timeout.InfiniteTimeSpan).RemoveAllResilienceHandlers();
+        // SSRF guard on every connection of http(s) and Hub downloads, redirects included; the Hub endpoint the operator
+        // configured is trusted (host and port), the CDN it redirects to is checked like any other host.
+        var hub = HubSettings.From(options.Hub, Environment.GetEnvironmentVariable);
+        var guard = new OutboundGuard(options.Sources.Http.AllowedHosts, options.Sources.Http.AllowPrivateNetworks, [hub.Endpoint], "Sidecar:Sources:Http");
         services.AddHttpClient(HttpFileDownloader.ClientName, c => c.Timeout = Timeout.InfiniteTimeSpan)
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 5 })
+            .ConfigurePrimaryHttpMessageHandler(() => guard.Apply(new SocketsHttpHandler { AllowAutoRedirect = true, MaxAutomaticRedirections = 5 }))
             .RemoveAllResilienceHandlers();
 #pragma warning restore EXTEXP0001
 
@@ -58,14 +64,19 @@ public static class SidecarHostingExtensions
 
         services.AddSingleton(sp =>
         {
-            var url = !string.IsNullOrWhiteSpace(options.EngineUrl) ? new Uri(options.EngineUrl)
-                : ConfigFileSource.EngineUrlFromFile(options.EffectiveConfigFile, options.ConfigValidation);
-            var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(EngineClientName);
-            http.BaseAddress = url;
-            IEngineClient client = options.EngineKind == "sglang"
-                ? new SglangEngineClient(http, options.EngineApiKey)
-                : new VllmEngineClient(http, options.EngineApiKey);
-            return new ResilientEngineClient(client, options.Engine, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ResilientEngineClient>>());
+            IEngineClient Create(Uri url)
+            {
+                var http = sp.GetRequiredService<IHttpClientFactory>().CreateClient(EngineClientName);
+                http.BaseAddress = url;
+                return options.EngineKind == "sglang"
+                    ? new SglangEngineClient(http, options.EngineApiKey)
+                    : new VllmEngineClient(http, options.EngineApiKey);
+            }
+            // File mode without Sidecar:EngineUrl: the engine is the file's host:port, followed when the file changes.
+            var followFile = string.IsNullOrWhiteSpace(options.EngineUrl);
+            var url = followFile ? ConfigFileSource.EngineUrlFromFile(options.EffectiveConfigFile, options.ConfigValidation) : new Uri(options.EngineUrl!);
+            return new ResilientEngineClient(Create(url), options.Engine, sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<ResilientEngineClient>>(), followFile ? Create : null);
         });
         services.AddSingleton<EngineReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<EngineReconciler>());
@@ -80,11 +91,25 @@ public static class SidecarHostingExtensions
         return builder;
     }
 
-    /// <summary>Maps the EngineSidecar gRPC service and gRPC health checking (grpc.health.v1).</summary>
+    /// <summary>Maps the EngineSidecar gRPC service, gRPC health checking (grpc.health.v1) and <c>GET /status</c>
+    /// (mode, engine, config file problems, allowed local roots, and every adapter's phase, reason and message).</summary>
     public static WebApplication MapEngineSidecar(this WebApplication app)
     {
         app.MapGrpcService<EngineSidecarService>();
         app.MapGrpcHealthChecksService();
+        app.MapGet("/status", (SidecarOptions options, ResilientEngineClient engine, AdapterStateStore store, IServiceProvider services) =>
+        {
+            var file = options.FileMode ? services.GetService<ConfigFileSource>() : null;
+            return Results.Json(new
+            {
+                mode = options.FileMode ? "file" : "grpc",
+                engineUrl = engine.BaseAddress.ToString(),
+                configFile = options.FileMode ? Path.GetFullPath(options.EffectiveConfigFile) : null,
+                configProblem = file?.Problem,
+                allowedLocalRoots = services.GetRequiredService<LocalPathPolicy>().Roots,
+                adapters = store.List().Select(a => new { name = a.Name, source = AdapterSource.Redact(a.Source), phase = a.Phase.ToString(), reason = a.Reason, message = a.Message }),
+            });
+        });
         return app;
     }
 }

@@ -66,7 +66,9 @@ public static class ServiceDefaultsExtensions
                     // Probes and scrapes are noise in traces.
                     o.Filter = ctx => !IsInfrastructurePath(ctx.Request.Path))
                 .AddGrpcClientInstrumentation()
-                .AddHttpClientInstrumentation());
+                .AddHttpClientInstrumentation(o =>
+                    // Scrapes of engine /metrics (every 50 ms from each gateway) and probes are noise too.
+                    o.FilterHttpRequestMessage = request => request.RequestUri is not { } uri || !IsInfrastructurePath(uri.AbsolutePath)));
 
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
             builder.Services.AddOpenTelemetry().UseOtlpExporter();
@@ -124,4 +126,6 @@ public static class ServiceDefaultsExtensions
 
     private static bool IsInfrastructurePath(Microsoft.AspNetCore.Http.PathString path) =>
         path.StartsWithSegments(HealthEndpointPath) || path.StartsWithSegments(AlivenessEndpointPath) || path.StartsWithSegments(MetricsEndpointPath);
+
+    private static bool IsInfrastructurePath(string path) => IsInfrastructurePath(new Microsoft.AspNetCore.Http.PathString(path));
 }

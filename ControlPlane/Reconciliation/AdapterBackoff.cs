@@ -3,28 +3,46 @@ using HybridServing.ControlPlane.Engines;
 namespace HybridServing.ControlPlane.Reconciliation;
 
 /// <summary>A failing (adapter, engine) pair: how often it failed, why, and when it may be tried again.</summary>
-internal sealed record BackoffEntry(string Adapter, string Engine, int Failures, string Reason, string Message, DateTimeOffset NextRetry);
+internal sealed record BackoffEntry(string Adapter, string Engine, int Failures, string Reason, string Message, DateTimeOffset NextRetry,
+    string? Source = null)
+{
+    /// <summary>A refusal retrying cannot fix: the engine stays excluded until the adapter's source changes.</summary>
+    public bool Permanent => NextRetry == DateTimeOffset.MaxValue;
+}
 
 /// <summary>
 /// Bounded exponential backoff per (adapter, engine). An attempt opens when the adapter is put in the
 /// engine's desired set; a Failed report closes it as a failure (delay doubles, capped); a Loaded
 /// report clears the pair. While backing off the engine is excluded for that adapter, so placement
-/// tries another engine instead of hammering the failing one.
+/// tries another engine instead of hammering the failing one. A sidecar's non-retryable refusal
+/// (<see cref="IsPermanent"/>: the same reasons the sidecar itself never retries) excludes the engine
+/// until the adapter's source changes, and is shown as the adapter's failure at once.
 /// </summary>
 internal sealed class AdapterBackoff(TimeSpan initial, TimeSpan max)
 {
     private readonly Dictionary<(string Adapter, string Engine), BackoffEntry> _entries = [];
     private readonly HashSet<(string Adapter, string Engine)> _open = [];
 
+    /// <summary>Sidecar failure reasons that wait for a new spec (sidecar.proto): retrying repeats them.</summary>
+    public static bool IsPermanent(string reason) => Contracts.Sidecar.PermanentFailures.Contains(reason);
+
     public void AttemptStarted(string adapter, string engine) => _open.Add((adapter, engine));
 
     /// <summary>Records a failure if an attempt was open; returns true when it was recorded.</summary>
-    public bool Failed(string adapter, string engine, string reason, string message, DateTimeOffset now)
+    public bool Failed(string adapter, string engine, string reason, string message, DateTimeOffset now, string? source = null)
     {
         if (!_open.Remove((adapter, engine))) return false;
         var failures = _entries.TryGetValue((adapter, engine), out var e) ? e.Failures + 1 : 1;
-        _entries[(adapter, engine)] = new BackoffEntry(adapter, engine, failures, reason, message, now + Backoff.Delay(initial, max, failures));
+        var next = IsPermanent(reason) ? DateTimeOffset.MaxValue : now + Backoff.Delay(initial, max, failures);
+        _entries[(adapter, engine)] = new BackoffEntry(adapter, engine, failures, reason, message, next, source);
         return true;
+    }
+
+    /// <summary>Forgets permanent refusals of adapters whose source is no longer the one refused: a new spec is tried.</summary>
+    public void ForgetChangedSources(IReadOnlyDictionary<string, string> sourceByAdapter)
+    {
+        foreach (var (key, entry) in _entries.Where(e => e.Value.Permanent).ToList())
+            if (!sourceByAdapter.TryGetValue(key.Adapter, out var source) || source != entry.Source) _entries.Remove(key);
     }
 
     public void Succeeded(string adapter, string engine)

@@ -1,3 +1,4 @@
+using HybridServing.Contracts.Telemetry;
 using System.Diagnostics;
 using System.Threading.Channels;
 using HybridServing.Contracts.ControlPlane;
@@ -43,6 +44,7 @@ internal sealed partial class Reconciler : BackgroundService
     // Overflow loads gateways asked for, by (adapter, engine); applied over each solved plan until they expire.
     private readonly Dictionary<(string Adapter, string Engine), OverflowGrant> _grants = [];
     private readonly Lock _requestGate = new();
+    private readonly TraceHandoff _traces = new();
     private readonly Dictionary<string, LoraAdapterStatus> _previous = new(StringComparer.Ordinal);
     private volatile ReconcileModel _model = ReconcileModel.Empty;
     private TaskCompletionSource<ReconcileModel> _reconciled = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -177,6 +179,7 @@ internal sealed partial class Reconciler : BackgroundService
             done = _reconciled.Task;
         }
         Await(name, null);
+        _traces.Add();
         WakeNow();
         // Wait for a reconcile that started after the request.
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -261,6 +264,7 @@ internal sealed partial class Reconciler : BackgroundService
             done = _reconciled.Task;
         }
         Await(name, engine);
+        _traces.Add();
         WakeNow();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(10));
@@ -344,7 +348,8 @@ internal sealed partial class Reconciler : BackgroundService
     /// <summary>One decide → apply → record pass. Returns when the next pass is due at the latest.</summary>
     internal async Task<DateTimeOffset> ReconcileOnceAsync(CancellationToken ct)
     {
-        using var activity = ControlPlaneTelemetry.ActivitySource.StartActivity("reconcile");
+        // A pass a gateway's request waits on continues that request's trace.
+        using var activity = _traces.StartActivity(ControlPlaneTelemetry.ActivitySource, "reconcile");
         var started = _time.GetTimestamp();
         var now = _time.GetUtcNow();
         _startedAt ??= now;
@@ -410,6 +415,7 @@ internal sealed partial class Reconciler : BackgroundService
         // In name order: the solver then finds its input already sorted, here and in RequestLoad's what-if solves.
         var demands = new Dictionary<string, AdapterDemand>(StringComparer.Ordinal);
         var rates = _demand.Rates();
+        _backoff.ForgetChangedSources(owners.ToDictionary(o => o.Key, o => o.Value.Adapter.Uri, StringComparer.Ordinal));
         foreach (var (name, (r, a)) in owners.OrderBy(o => o.Key, StringComparer.Ordinal))
         {
             if (!r.LoadOnStartup && !requested.Contains(name)) continue;
@@ -536,7 +542,7 @@ internal sealed partial class Reconciler : BackgroundService
                 if (!view.Adapters.TryGetValue(name, out var state)) continue;
                 if (state.Phase == AdapterPhase.Loaded) _backoff.Succeeded(name, view.Endpoint.Name);
                 else if (state.Phase == AdapterPhase.Failed
-                         && _backoff.Failed(name, view.Endpoint.Name, state.Reason is { Length: > 0 } r ? r : LoraAdapterReasons.LoadFailed, state.Message, now))
+                         && _backoff.Failed(name, view.Endpoint.Name, state.Reason is { Length: > 0 } r ? r : LoraAdapterReasons.LoadFailed, state.Message, now, state.Source))
                 {
                     LogLoadFailed(_logger, name, view.Endpoint.Name, state.Reason, state.Message);
                     ControlPlaneTelemetry.LoadFailures.Add(1);

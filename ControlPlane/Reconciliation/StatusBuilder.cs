@@ -72,6 +72,7 @@ internal static class StatusBuilder
             var demanded = model.Demands.TryGetValue(adapter.Name, out var demand);
             var engines = model.Plan.EnginesFor(adapter.Name);
             var loadedHere = 0;
+            BackoffEntry? refusal = null;
             foreach (var engine in engines)
             {
                 var state = views.TryGetValue(engine, out var view) && view.Adapters.TryGetValue(adapter.Name, out var s) ? s : null;
@@ -101,6 +102,17 @@ internal static class StatusBuilder
                     existing.Message = b.Message;
                 }
                 existing.Attempts = b.Failures;
+                if (b.Permanent)
+                {
+                    // Not retried: the sidecar waits for a new spec, and so does placement on that engine.
+                    refusal ??= b;
+                    failed.Add(new FailedAdapter
+                    {
+                        Name = adapter.Name, Reason = b.Reason, Pod = b.Engine, Attempts = b.Failures,
+                        Message = $"{b.Engine} refused it ({b.Reason}): {b.Message} Not retried until the adapter's source changes.",
+                    });
+                    continue;
+                }
                 existing.NextRetryTime = nextRetry;
                 failed.Add(new FailedAdapter
                 {
@@ -109,8 +121,12 @@ internal static class StatusBuilder
                 });
             }
             if (loadedHere > 0) loaded.Add(adapter.Name);
+            // Refused where it is not loaded anywhere: the adapter itself failed, whatever placement does next.
+            if (refusal is not null && loadedHere == 0)
+                failed.Add(new FailedAdapter { Name = adapter.Name, Reason = refusal.Reason, Message = $"{refusal.Engine} refused it: {refusal.Message}" });
             if (!demanded) continue; // on demand and not requested
             wanted++;
+            if (refusal is not null && loadedHere == 0) continue; // its shortfall only follows from the refusals
             if (model.Plan.Shortfalls.TryGetValue(adapter.Name, out var shortfall))
                 failed.Add(new FailedAdapter { Name = adapter.Name, Reason = shortfall.Reason, Message = shortfall.Message });
             if (loadedHere >= Math.Max(1, Math.Min(demand!.MinReplicas, demand.MaxReplicas))) ready++;
@@ -126,7 +142,7 @@ internal static class StatusBuilder
 
         // Failures that concern a whole adapter (it is missing, conflicting, unplaceable) versus one replica.
         var adapterFailures = failed.Where(f => f.Pod is null).ToList();
-        var first = adapterFailures.OrderBy(f => Array.IndexOf(ReasonOrder, f.Reason) is var i && i < 0 ? int.MaxValue : i).FirstOrDefault();
+        var first = adapterFailures.OrderBy(f => AdapterBackoff.IsPermanent(f.Reason) ? -1 : Array.IndexOf(ReasonOrder, f.Reason) is var i && i < 0 ? int.MaxValue : i).FirstOrDefault();
         string FirstMessage(IReadOnlyList<FailedAdapter> list, FailedAdapter f) =>
             $"adapter '{f.Name}': {f.Message}" + (list.Count > 1 ? $" (and {list.Count - 1} more in failedAdapters)" : "");
 
@@ -140,6 +156,7 @@ internal static class StatusBuilder
         else if (first is not null)
         {
             status.Phase = ready > 0 ? LoraAdapterPhases.Partial
+                : AdapterBackoff.IsPermanent(first.Reason) ? LoraAdapterPhases.Failed
                 : placedReplicas > 0 ? LoraAdapterPhases.Loading
                 : adapterFailures.All(f => WaitingReasons.Contains(f.Reason)) ? LoraAdapterPhases.Pending : LoraAdapterPhases.Failed;
             readyCondition = (LoraAdapterConditionTypes.Ready, false, first.Reason, FirstMessage(adapterFailures, first));
@@ -170,7 +187,7 @@ internal static class StatusBuilder
             : loadedReplicas == placedReplicas
                 ? (LoraAdapterConditionTypes.Loaded, placedReplicas > 0, placedReplicas > 0 ? LoraAdapterReasons.AllLoaded : LoraAdapterReasons.OnDemand, $"{loadedReplicas} of {placedReplicas} placed replica(s) loaded.")
                 : (LoraAdapterConditionTypes.Loaded, false, LoraAdapterReasons.Loading, $"{loadedReplicas} of {placedReplicas} placed replica(s) loaded.");
-        var anyFailure = failed.OrderBy(f => f.Pod is null ? 0 : 1).FirstOrDefault();
+        var anyFailure = failed.OrderBy(f => f.Pod is null ? 0 : 1).ThenBy(f => AdapterBackoff.IsPermanent(f.Reason) ? 0 : 1).FirstOrDefault();
         degraded = anyFailure is null
             ? (LoraAdapterConditionTypes.Degraded, false, LoraAdapterReasons.Healthy, "no failures.")
             : (LoraAdapterConditionTypes.Degraded, true, anyFailure.Reason, FirstMessage(failed, anyFailure));

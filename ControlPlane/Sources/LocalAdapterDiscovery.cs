@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.RegularExpressions;
+using HybridServing.Contracts.Paths;
 using HybridServing.Contracts.Peft;
 using HybridServing.Contracts.Resources;
 
@@ -10,9 +11,23 @@ namespace HybridServing.ControlPlane.Sources;
 /// adapter directory itself. Explicit names, the glob pattern and the prefix filter the candidates.
 /// Every directory used is confined to the repository (no <c>..</c>, no symlink escapes). Digests
 /// are cached by (path, size, mtime) so a periodic re-list does not re-hash unchanged weights.
+/// A repository outside the allowed local roots is refused here (reason PathNotAllowed, naming the option
+/// that allows it) rather than placed for every sidecar to refuse.
 /// </summary>
-internal sealed class LocalAdapterDiscovery : IAdapterDiscovery
+internal sealed class LocalAdapterDiscovery(LocalRoots? roots = null) : IAdapterDiscovery
 {
+    public const string PathNotAllowed = "PathNotAllowed";
+    public const string RootsOption = "ControlPlane:AllowedLocalRoots";
+
+    /// <summary>The configured roots; when none are configured, the manifests folder in the Local home, and no
+    /// ControlPlane-side check in the Kubernetes home (its pod does not mount the sidecars' adapter folders; the
+    /// sidecars still confine).</summary>
+    public static LocalRoots? Roots(SourceOptions sources, ControlPlaneOptions options) =>
+        sources.AllowedLocalRoots.Count > 0 ? new LocalRoots(sources.AllowedLocalRoots, RootsOption)
+        : string.Equals(options.Home, "Local", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrWhiteSpace(options.ManifestsPath)
+            ? new LocalRoots([options.ManifestsPath], RootsOption)
+            : null;
+
     private readonly ConcurrentDictionary<string, (long Length, DateTime Modified, string Digest)> _digests = new(StringComparer.Ordinal);
 
     public Task<DiscoveryResult> DiscoverAsync(DiscoveryRequest request, CancellationToken cancellationToken) =>
@@ -34,6 +49,14 @@ internal sealed class LocalAdapterDiscovery : IAdapterDiscovery
         catch (Exception e) when (e is ArgumentException or NotSupportedException or PathTooLongException)
         {
             return DiscoveryResult.Unavailable(LoraAdapterReasons.SourceUnavailable, $"spec.adapterSource.repository '{source.Repository}' is not a usable path: {e.Message}");
+        }
+        if (roots is not null)
+        {
+            string? problem;
+            try { roots.Confine(repository, out problem); }
+            catch (IOException e) { problem = e.Message; }
+            if (problem is not null)
+                return DiscoveryResult.Unavailable(PathNotAllowed, $"spec.adapterSource.repository: {problem} Every sidecar needs the same folder in Sidecar:AllowedLocalRoots.");
         }
         if (!Directory.Exists(repository))
             return DiscoveryResult.Unavailable(LoraAdapterReasons.SourceUnavailable, $"spec.adapterSource.repository: directory {repository} does not exist.");

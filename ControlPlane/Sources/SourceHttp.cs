@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using HybridServing.Contracts.Net;
 using HybridServing.Contracts.Resources;
 using Microsoft.Extensions.Options;
 
@@ -16,23 +17,33 @@ internal sealed class SourceHttp : IDisposable
 {
     private readonly HttpClient _client;
 
-    public SourceHttp(IOptions<SourceOptions> options) : this(options.Value.SourceRequestTimeout) { }
+    public const string GuardOption = "ControlPlane:Sources:Http";
 
-    public SourceHttp(TimeSpan timeout)
+    /// <summary>With the SSRF guard of <c>ControlPlane:Sources:Http</c>; the Hub endpoint (ControlPlane:HubEndpoint, else
+    /// HF_ENDPOINT, else huggingface.co) is trusted, the hosts it redirects to are checked.</summary>
+    public SourceHttp(IOptions<SourceOptions> options, SourceEnvironment environment)
+        : this(options.Value.SourceRequestTimeout, new OutboundGuard(options.Value.Sources.Http.AllowedHosts, options.Value.Sources.Http.AllowPrivateNetworks,
+            [new Uri(options.Value.HubEndpoint ?? environment.Get("HF_ENDPOINT") ?? "https://huggingface.co")], GuardOption)) { }
+
+    /// <summary>Without <paramref name="guard"/>, any address may be fetched (tests of other behaviour).</summary>
+    public SourceHttp(TimeSpan timeout, OutboundGuard? guard = null)
     {
         Timeout = timeout;
-        _client = new HttpClient(new SocketsHttpHandler
+        var handler = new SocketsHttpHandler
         {
             AllowAutoRedirect = true,
             MaxAutomaticRedirections = 5,
             ConnectTimeout = timeout,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             AutomaticDecompression = DecompressionMethods.None,
-        })
-        { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        };
+        _client = new HttpClient(guard?.Apply(handler) ?? handler) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
     }
 
     public TimeSpan Timeout { get; }
+
+    /// <summary>Status reason of a source the SSRF guard refused (as the sidecars report it).</summary>
+    public const string AddressNotAllowed = "AddressNotAllowed";
 
     /// <summary>A URL as messages may show it.</summary>
     public static string Display(Uri url) => string.IsNullOrEmpty(url.Query) ? url.AbsoluteUri : url.GetLeftPart(UriPartial.Path) + "?…";
@@ -67,6 +78,10 @@ internal sealed class SourceHttp : IDisposable
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new SourceException(LoraAdapterReasons.SourceUnavailable, $"GET {Display(url)} timed out after {Timeout.TotalSeconds:0.###} s.");
+        }
+        catch (HttpRequestException e) when (AddressNotAllowedException.Find(e) is { } refused)
+        {
+            throw new SourceException(AddressNotAllowed, $"GET {Display(url)} refused: {refused.Message}", e);
         }
         catch (HttpRequestException e)
         {

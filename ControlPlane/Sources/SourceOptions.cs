@@ -19,6 +19,26 @@ internal sealed class SourceOptions
     public int SourceConcurrency { get; set; } = 8;
 
     public S3SourceOptions S3 { get; set; } = new();
+
+    /// <summary><c>ControlPlane:AllowedLocalRoots:N</c>: folders a <c>type: local</c> repository must lie inside (after
+    /// resolving <c>..</c> and symlinks), the same policy every sidecar applies with <c>Sidecar:AllowedLocalRoots</c>.
+    /// Empty: the Local home allows <c>ControlPlane:ManifestsPath</c>; the Kubernetes home does not check (the sidecars do).</summary>
+    public List<string> AllowedLocalRoots { get; set; } = [];
+
+    /// <summary><c>ControlPlane:Sources:Http</c>: the SSRF guard of source listing (Hub and http).</summary>
+    public ControlPlaneSourcesOptions Sources { get; set; } = new();
+}
+
+internal sealed class ControlPlaneSourcesOptions
+{
+    public HttpGuardOptions Http { get; set; } = new();
+}
+
+/// <summary>Hosts, IP addresses or CIDR ranges that may be loopback, link-local or private; or every address.</summary>
+internal sealed class HttpGuardOptions
+{
+    public List<string> AllowedHosts { get; set; } = [];
+    public bool AllowPrivateNetworks { get; set; }
 }
 
 /// <summary><c>ControlPlane:S3:*</c>: defaults for <c>type: s3</c> sources; a secret's <c>AWS_ENDPOINT_URL</c>/<c>AWS_REGION</c> win.</summary>
@@ -44,6 +64,10 @@ internal sealed class SourceOptionsValidator : IValidateOptions<SourceOptions>
         if (o.HubEndpoint is { } hub && !IsHttpUrl(hub)) errors.Add($"ControlPlane:HubEndpoint '{hub}' must be an absolute http(s) URL.");
         if (o.S3.ServiceUrl is { } s3 && !IsHttpUrl(s3)) errors.Add($"ControlPlane:S3:ServiceUrl '{s3}' must be an absolute http(s) URL.");
         if (o.SecretsDirectory is { Length: 0 }) errors.Add("ControlPlane:SecretsDirectory must not be empty when set.");
+        foreach (var problem in o.Sources.Http.AllowedHosts.Select(Contracts.Net.OutboundGuard.CheckEntry).OfType<string>())
+            errors.Add($"ControlPlane:Sources:Http:AllowedHosts: {problem}.");
+        foreach (var root in o.AllowedLocalRoots.Where(r => !Path.IsPathFullyQualified(r)))
+            errors.Add($"ControlPlane:AllowedLocalRoots entry '{root}' must be an absolute path.");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
@@ -67,7 +91,8 @@ internal static class SourceRegistration
         services.AddSingleton(SourceEnvironment.Process);
         services.AddSingleton<ISecretReader>(sp => new DirectorySecretReader(sp.GetRequiredService<IOptions<SourceOptions>>().Value.SecretsDirectory));
         services.AddSingleton<SourceHttp>();
-        services.AddSingleton<LocalAdapterDiscovery>();
+        services.AddSingleton(sp => new LocalAdapterDiscovery(LocalAdapterDiscovery.Roots(
+            sp.GetRequiredService<IOptions<SourceOptions>>().Value, sp.GetRequiredService<IOptions<ControlPlaneOptions>>().Value)));
         services.AddSingleton<S3AdapterDiscovery>();
         services.AddSingleton<HubAdapterDiscovery>();
         services.AddSingleton<HttpAdapterDiscovery>();

@@ -1,3 +1,4 @@
+using HybridServing.Contracts.Telemetry;
 using Grpc.Core;
 using HybridServing.Contracts.Sidecar;
 using HybridServing.EngineSidecar.Configuration;
@@ -10,7 +11,7 @@ namespace HybridServing.EngineSidecar.Api;
 /// at once with each adapter's current status; the reconciler does the work and WatchState shows its progress.
 /// In file mode the config file owns the desired set, so writes are refused with FAILED_PRECONDITION.
 /// </summary>
-internal sealed class EngineSidecarService(AdapterStateStore store, SidecarOptions options, IHostApplicationLifetime lifetime) : Contracts.Sidecar.EngineSidecar.EngineSidecarBase
+internal sealed class EngineSidecarService(AdapterStateStore store, SidecarOptions options, IHostApplicationLifetime lifetime, TraceHandoff traces) : Contracts.Sidecar.EngineSidecar.EngineSidecarBase
 {
     public override Task<EngineInfo> GetInfo(GetInfoRequest request, ServerCallContext context) => Task.FromResult(store.Info);
 
@@ -21,6 +22,8 @@ internal sealed class EngineSidecarService(AdapterStateStore store, SidecarOptio
         if (duplicates.Count > 0)
             throw new RpcException(new Status(StatusCode.InvalidArgument,
                 $"The desired set names {string.Join(", ", duplicates.Select(d => $"'{d}'"))} more than once; each adapter name must appear once."));
+        // The reconcile pass this wakes continues the caller's trace (a cold start's RequestLoad, via the ControlPlane).
+        traces.Add();
         var statuses = store.SetDesired(request.Adapters.Select(DesiredAdapter.From).ToList(), request.Generation, UnloadScope.AllUndesired);
         var response = new EnsureAdaptersResponse { Generation = store.Generation };
         response.Adapters.AddRange(statuses);

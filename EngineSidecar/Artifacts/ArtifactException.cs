@@ -7,6 +7,8 @@ internal static class FailureReasons
     public const string InvalidName = "InvalidName";
     public const string InvalidSource = "InvalidSource";
     public const string PathNotAllowed = "PathNotAllowed";
+    /// <summary>An http(s) or Hub download would connect to a loopback, link-local or private address (SSRF guard).</summary>
+    public const string AddressNotAllowed = "AddressNotAllowed";
     public const string NotFound = "NotFound";
     public const string InvalidAdapter = "InvalidAdapter";
     public const string RankTooLarge = "RankTooLarge";
@@ -25,8 +27,7 @@ internal static class FailureReasons
     public const string ConfigConflict = "ConfigConflict";
 
     /// <summary>Failures that cannot heal without a new spec: retrying them only spams the engine.</summary>
-    public static bool IsPermanent(string reason) =>
-        reason is InvalidName or InvalidSource or PathNotAllowed or BaseModelMismatch or RankTooLarge;
+    public static bool IsPermanent(string reason) => Contracts.Sidecar.PermanentFailures.Contains(reason);
 }
 
 /// <summary>An artifact could not be resolved; <see cref="Reason"/> is one of <see cref="FailureReasons"/>.</summary>

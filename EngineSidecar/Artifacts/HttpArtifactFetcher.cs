@@ -23,6 +23,10 @@ internal sealed class HttpFileDownloader(IHttpClientFactory clients)
             response = await budget.WithIdleTimeoutAsync(what,
                 ct => http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct), cancellationToken);
         }
+        catch (HttpRequestException e) when (Contracts.Net.AddressNotAllowedException.Find(e) is { } refused)
+        {
+            throw new ArtifactException(FailureReasons.AddressNotAllowed, $"{what} refused: {refused.Message}", e);
+        }
         catch (HttpRequestException e)
         {
             throw new ArtifactException(FailureReasons.DownloadFailed, $"{what} failed: {e.Message}", e);

@@ -60,19 +60,25 @@ internal sealed class SidecarOptions
     public ArtifactOptions Artifacts { get; set; } = new();
     public S3Options S3 { get; set; } = new();
     public HubOptions Hub { get; set; } = new();
+    public SourcesOptions Sources { get; set; } = new();
 
     /// <summary>File mode (seed 002): the desired set comes from this vLLMLoRAConfig YAML file.</summary>
     public string? ConfigFile { get; set; }
 
-    /// <summary><c>grpc</c> (default) or <c>file</c>. <c>file</c> without ConfigFile reads /config/configmap.yaml.</summary>
-    public string Mode { get; set; } = "grpc";
+    /// <summary><c>grpc</c> or <c>file</c>. Unset: <c>file</c> when ConfigFile is set, or when seed 002's flags were used
+    /// and no EngineUrl is known; else <c>grpc</c>. File mode without ConfigFile reads /config/configmap.yaml.</summary>
+    public string? Mode { get; set; }
+
+    /// <summary>Seed 002's flags were on the command line (set by SeedCommandLine).</summary>
+    public bool SeedFlags { get; set; }
 
     /// <summary>With validation, an invalid config file is refused as a whole; without, bad entries are skipped.</summary>
     public bool ConfigValidation { get; set; } = true;
 
     public const string DefaultConfigFile = "/config/configmap.yaml";
 
-    public bool FileMode => !string.IsNullOrWhiteSpace(ConfigFile) || string.Equals(Mode, "file", StringComparison.OrdinalIgnoreCase);
+    public bool FileMode => Mode is { Length: > 0 } mode ? string.Equals(mode, "file", StringComparison.OrdinalIgnoreCase)
+        : !string.IsNullOrWhiteSpace(ConfigFile) || (SeedFlags && string.IsNullOrWhiteSpace(EngineUrl));
     public string EffectiveConfigFile => string.IsNullOrWhiteSpace(ConfigFile) ? DefaultConfigFile : ConfigFile;
 
     public static TimeSpan Seconds(double value) => TimeSpan.FromSeconds(value);
@@ -90,7 +96,7 @@ internal sealed class SidecarOptions
             yield return $"Sidecar:EngineUrl '{EngineUrl}' is not an absolute http(s) URL.";
         if (EngineKind is not ("vllm" or "sglang" or "mock"))
             yield return $"Sidecar:EngineKind '{EngineKind}' is not supported; use 'vllm' or 'sglang'.";
-        if (Mode is not ("grpc" or "file"))
+        if (Mode is not (null or "" or "grpc" or "file"))
             yield return $"Sidecar:Mode '{Mode}' is not supported; use 'grpc' or 'file'.";
         if (CacheDirectory is not null && !string.IsNullOrWhiteSpace(CacheDirectory) && !Path.IsPathFullyQualified(CacheDirectory))
             yield return $"Sidecar:CacheDirectory '{CacheDirectory}' must be an absolute path.";
@@ -116,6 +122,8 @@ internal sealed class SidecarOptions
             yield return $"Sidecar:S3:ServiceUrl '{S3.ServiceUrl}' is not an absolute URL.";
         if (!string.IsNullOrWhiteSpace(Hub.Endpoint) && !Uri.TryCreate(Hub.Endpoint, UriKind.Absolute, out _))
             yield return $"Sidecar:Hub:Endpoint '{Hub.Endpoint}' is not an absolute URL.";
+        foreach (var problem in Sources.Http.AllowedHosts.Select(Contracts.Net.OutboundGuard.CheckEntry).OfType<string>())
+            yield return $"Sidecar:Sources:Http:AllowedHosts: {problem}.";
         foreach (var root in AllowedLocalRoots)
         {
             if (!Path.IsPathFullyQualified(root))
@@ -166,4 +174,18 @@ internal sealed class HubOptions
     /// <summary>A mounted file holding the token; else <c>HF_TOKEN_PATH</c>.</summary>
     public string? TokenFile { get; set; }
     public string DefaultRevision { get; set; } = "main";
+}
+
+internal sealed class SourcesOptions
+{
+    public HttpSourceOptions Http { get; set; } = new();
+}
+
+/// <summary><c>Sidecar:Sources:Http</c>: the SSRF guard of http(s) and Hub downloads (<see cref="Contracts.Net.OutboundGuard"/>).</summary>
+internal sealed class HttpSourceOptions
+{
+    /// <summary>Hosts, IP addresses or CIDR ranges that may be loopback, link-local or private.</summary>
+    public List<string> AllowedHosts { get; set; } = [];
+    /// <summary>Turns the guard off: any address may be fetched.</summary>
+    public bool AllowPrivateNetworks { get; set; }
 }

@@ -16,11 +16,22 @@ internal sealed class EngineUnavailableException(string message, Exception? inne
 /// envelope): a 4xx, or a 500 that carries vLLM's envelope (newer builds report a bad adapter that way), is an
 /// answer and retrying it would only repeat it.
 /// </summary>
-internal sealed class ResilientEngineClient(IEngineClient inner, EngineCallOptions options, TimeProvider time, ILogger<ResilientEngineClient> logger)
+internal sealed class ResilientEngineClient(IEngineClient client, EngineCallOptions options, TimeProvider time, ILogger<ResilientEngineClient> logger,
+    Func<Uri, IEngineClient>? retarget = null)
 {
-    public IEngineClient Inner => inner;
+    private volatile IEngineClient inner = client;
+
     public string Kind => inner.Kind;
     public Uri BaseAddress => inner.BaseAddress;
+
+    /// <summary>Talks to the engine at <paramref name="url"/> from the next call on (file mode follows the config's
+    /// host and port). Returns false when already there, or when this client was built for one fixed engine.</summary>
+    public bool Retarget(Uri url)
+    {
+        if (retarget is null || url == inner.BaseAddress) return false;
+        inner = retarget(url);
+        return true;
+    }
 
     private TimeSpan RequestTimeout => SidecarOptions.Seconds(options.RequestTimeoutSeconds);
     private TimeSpan LoadTimeout => SidecarOptions.Seconds(options.LoadTimeoutSeconds);

@@ -1,3 +1,4 @@
+using HybridServing.Contracts.Telemetry;
 using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using HybridServing.Contracts.OpenAi;
@@ -26,6 +27,7 @@ internal sealed class EngineReconciler(
     SidecarMetrics metrics,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
+    TraceHandoff traces,
     ILogger<EngineReconciler> logger) : BackgroundService
 {
     private volatile bool _healthy;
@@ -217,7 +219,7 @@ internal sealed class EngineReconciler(
     internal async Task ReconcileOnceAsync(CancellationToken cancellationToken)
     {
         if (!_healthy) return;
-        using var activity = SidecarMetrics.ActivitySource.StartActivity("reconcile");
+        using var activity = traces.StartActivity(SidecarMetrics.ActivitySource, "reconcile");
         IReadOnlyList<ModelCard> models;
         try
         {

@@ -31,6 +31,9 @@ internal sealed class ConfigFileSource(
     /// <summary>The config the sidecar currently follows; null until a valid file was read.</summary>
     public LoraRolloutConfig? Current { get; private set; }
 
+    /// <summary>Why the file last could not be used (shown by <c>/status</c>); null once it was read and applied.</summary>
+    public string? Problem { get; private set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var path = Path.GetFullPath(options.EffectiveConfigFile);
@@ -86,6 +89,7 @@ internal sealed class ConfigFileSource(
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            Problem = $"cannot read {path}: {e.Message}";
             if (!_reportedMissing)
             {
                 Log.ConfigInvalid(logger, path, $"cannot read it: {e.Message}");
@@ -108,6 +112,7 @@ internal sealed class ConfigFileSource(
         {
             Log.ConfigInvalid(logger, path, e.Message);
             metrics.Failure(FailureReasons.InvalidConfig);
+            Problem = $"{path} is invalid, the previous desired set is kept: {e.Message}";
             return false;
         }
         foreach (var warning in config.Warnings) Log.ConfigEntrySkipped(logger, warning);
@@ -116,13 +121,20 @@ internal sealed class ConfigFileSource(
             Log.ConfigConflict(logger, conflict);
             metrics.Failure(FailureReasons.ConfigConflict);
         }
-        if (string.IsNullOrWhiteSpace(options.EngineUrl) && config.EngineUrl != engine.BaseAddress)
-            Log.ConfigEngineChanged(logger, path, config.EngineUrl.ToString(), engine.BaseAddress.ToString());
+        var previousEngine = engine.BaseAddress;
+        if (engine.Retarget(config.EngineUrl))
+        {
+            // Another engine holds none of our adapters: the next pass loads the desired set there.
+            Log.ConfigEngineChanged(logger, path, config.EngineUrl.ToString(), previousEngine.ToString());
+            store.SetInfo(info => { info.EngineUrl = config.EngineUrl.ToString(); return info; });
+            store.RequestReconcile();
+        }
 
         Current = config;
+        Problem = null;
         store.SetDesired(config.Desired(), ++_generation, UnloadScope.Listed,
-            listedForUnload: config.EnsureNotExist.Select(m => m.Id), skipped: config.Conflicts);
-        Log.ConfigRead(logger, path, config.EnsureExist.Count, config.EnsureNotExist.Count);
+            listedForUnload: config.ToUnload, skipped: config.Conflicts);
+        Log.ConfigRead(logger, path, config.Desired().Count, config.ToUnload.Count);
         return true;
     }
 

@@ -4,12 +4,12 @@ using YamlDotNet.RepresentationModel;
 
 namespace HybridServing.EngineSidecar.RolloutFile;
 
-/// <summary>One adapter entry of <c>ensureExist</c> / <c>ensureNotExist</c>.</summary>
-internal sealed record RolloutModel(string Id, string Source, string? BaseModel);
+/// <summary>One adapter entry of <c>ensureExist</c> / <c>ensureNotExist</c>; <c>toRemove: true</c> (seed 002) asks for it to be unloaded.</summary>
+internal sealed record RolloutModel(string Id, string Source, string? BaseModel, bool ToRemove = false);
 
 /// <summary>
 /// Seed 002's <c>vLLMLoRAConfig</c> file, accepted as is: <c>host</c>, <c>port</c>, <c>name</c>,
-/// <c>defaultBaseModel</c>, <c>ensureExist.models[{id, source, base-model}]</c>, <c>ensureNotExist.models[...]</c>.
+/// <c>defaultBaseModel</c>, <c>ensureExist.models[{id, source, base-model, toRemove}]</c>, <c>ensureNotExist.models[...]</c>.
 /// A whole ConfigMap manifest whose <c>data</c> holds such a document is accepted too.
 /// </summary>
 internal sealed record LoraRolloutConfig(
@@ -27,13 +27,17 @@ internal sealed record LoraRolloutConfig(
 
     /// <summary>Names in both lists: reported and skipped (neither loaded nor unloaded).</summary>
     public IReadOnlyList<string> Conflicts =>
-        EnsureExist.Select(m => m.Id).Intersect(EnsureNotExist.Select(m => m.Id), StringComparer.Ordinal).ToList();
+        EnsureExist.Where(m => !m.ToRemove).Select(m => m.Id).Intersect(EnsureNotExist.Select(m => m.Id), StringComparer.Ordinal).ToList();
 
-    /// <summary>The desired set this file asks for: ensureExist minus conflicts.</summary>
+    /// <summary>Names to unload: ensureNotExist, and entries of either list marked <c>toRemove: true</c>.</summary>
+    public IReadOnlyList<string> ToUnload =>
+        EnsureNotExist.Select(m => m.Id).Concat(EnsureExist.Where(m => m.ToRemove).Select(m => m.Id)).Distinct(StringComparer.Ordinal).ToList();
+
+    /// <summary>The desired set this file asks for: ensureExist minus conflicts and entries marked toRemove.</summary>
     public IReadOnlyList<DesiredAdapter> Desired()
     {
         var conflicts = Conflicts.ToHashSet(StringComparer.Ordinal);
-        return EnsureExist.Where(m => !conflicts.Contains(m.Id))
+        return EnsureExist.Where(m => !m.ToRemove && !conflicts.Contains(m.Id))
             .Select(m => new DesiredAdapter(m.Id, m.Source, BaseModel: m.BaseModel ?? DefaultBaseModel))
             .ToList();
     }
@@ -134,7 +138,13 @@ internal sealed record LoraRolloutConfig(
             if (string.IsNullOrWhiteSpace(id)) { problems.Add($"{where}.id is required."); continue; }
             if (AdapterNames.Check(id) is { } bad) { problems.Add($"{where}.id: {bad}"); continue; }
             if (string.IsNullOrWhiteSpace(source)) { problems.Add($"{where}.source is required (adapter '{id}')."); continue; }
-            result.Add(new RolloutModel(id, source, Scalar(entry, "base-model")));
+            var toRemove = false;
+            if (Scalar(entry, "toRemove") is { } removeText && !bool.TryParse(removeText, out toRemove))
+            {
+                problems.Add($"{where}.toRemove must be true or false (got '{removeText}', adapter '{id}').");
+                continue;
+            }
+            result.Add(new RolloutModel(id, source, Scalar(entry, "base-model"), toRemove));
         }
         return result;
     }

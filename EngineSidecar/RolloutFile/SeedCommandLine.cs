@@ -19,9 +19,14 @@ internal static class SeedCommandLine
         ["--metrics-port"] = "Kestrel:Endpoints:Http:Url",
     };
 
+    /// <summary>Set when any seed flag was given: without Sidecar:EngineUrl the sidecar then runs in file mode,
+    /// as seed 002's Deployment (flags only) expects.</summary>
+    public const string SeedFlagsKey = "Sidecar:SeedFlags";
+
     public static string[] Normalize(string[] args)
     {
         var result = new List<string>(args.Length);
+        var seedFlags = false;
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
@@ -35,6 +40,7 @@ internal static class SeedCommandLine
                 if (!bool.TryParse(value, out var enabled))
                     throw new ArgumentException($"--config-validation takes true or false, not '{value}'.");
                 result.Add($"--Sidecar:ConfigValidation={enabled}");
+                seedFlags = true;
                 continue;
             }
             if (ValueFlags.TryGetValue(flag, out var key))
@@ -47,10 +53,12 @@ internal static class SeedCommandLine
                     throw new ArgumentException($"{flag} takes a positive number, not '{value}'.");
                 if (flag == "--metrics-port") value = $"http://0.0.0.0:{value}";
                 result.Add($"--{key}={value}");
+                seedFlags = true;
                 continue;
             }
             result.Add(arg);
         }
+        if (seedFlags) result.Add($"--{SeedFlagsKey}=true");
         return [.. result];
     }
 }

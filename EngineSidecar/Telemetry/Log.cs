@@ -60,6 +60,6 @@ internal static partial class Log
     [LoggerMessage(43, LogLevel.Warning, "Config file entry skipped: {Message}")]
     public static partial void ConfigEntrySkipped(ILogger logger, string message);
 
-    [LoggerMessage(44, LogLevel.Warning, "Config file {Path} names engine {ConfigEngine}, but the sidecar talks to {EngineUrl}; restart the sidecar to switch engines.")]
-    public static partial void ConfigEngineChanged(ILogger logger, string path, string configEngine, string engineUrl);
+    [LoggerMessage(44, LogLevel.Warning, "Config file {Path} names engine {ConfigEngine} (host/port); the sidecar now talks to it instead of {PreviousEngine}.")]
+    public static partial void ConfigEngineChanged(ILogger logger, string path, string configEngine, string previousEngine);
 }

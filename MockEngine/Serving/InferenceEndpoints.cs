@@ -85,11 +85,13 @@ internal sealed class InferenceEndpoints(
 
     private async Task<IResult> HandleAsync(HttpContext context, bool chat)
     {
-        using var activity = MockEngineTelemetry.Source.StartActivity(chat ? "chat_completion" : "completion");
+        using var span = new LlmRequestSpan();
         try
         {
-            var result = await HandleCoreAsync(context, chat);
-            MockEngineTelemetry.Requests.Add(1, new KeyValuePair<string, object?>("outcome", result is IStatusCodeHttpResult { StatusCode: >= 400 } ? "error" : "ok"));
+            var result = await HandleCoreAsync(context, chat, span);
+            var failed = result is IStatusCodeHttpResult { StatusCode: >= 400 };
+            if (failed) span.Failed(((IStatusCodeHttpResult)result).StatusCode ?? 500);
+            MockEngineTelemetry.Requests.Add(1, new KeyValuePair<string, object?>("outcome", failed ? "error" : "ok"));
             return result;
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
@@ -99,7 +101,7 @@ internal sealed class InferenceEndpoints(
         }
     }
 
-    private async Task<IResult> HandleCoreAsync(HttpContext context, bool chat)
+    private async Task<IResult> HandleCoreAsync(HttpContext context, bool chat, LlmRequestSpan span)
     {
         var cancellationToken = context.RequestAborted;
         JsonDocument document;
@@ -146,17 +148,18 @@ internal sealed class InferenceEndpoints(
             var answer = new Answer(request, pieces, finishReason, tokens.Count(string.Concat(pieces)),
                 (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N"), time.GetUtcNow().ToUnixTimeSeconds());
 
-            if (options.ZeroLatency) return await AnswerAtOnceAsync(context, answer, chat);
+            span.Request(answer.Id, request.Model, request.PromptTokens, request.MaxTokens, null, null);
+            if (options.ZeroLatency) return await AnswerAtOnceAsync(context, answer, chat, span);
 
             var fits = driver.Read(m => m.CanEverFit(request.PromptTokens, count));
             if (!fits)
                 return EngineErrors.OpenAi(400, "BadRequestError",
                     $"The request needs {request.PromptTokens + count} tokens of KV cache, more than the engine's {driver.Read(m => m.TotalBlocks) * options.BlockSize}.");
-            return await AnswerThroughModelAsync(context, answer, chat);
+            return await AnswerThroughModelAsync(context, answer, chat, span);
         }
     }
 
-    private async Task<IResult> AnswerAtOnceAsync(HttpContext context, Answer answer, bool chat)
+    private async Task<IResult> AnswerAtOnceAsync(HttpContext context, Answer answer, bool chat, LlmRequestSpan span)
     {
         Interlocked.Increment(ref zeroLatency.InFlight);
         try
@@ -166,13 +169,19 @@ internal sealed class InferenceEndpoints(
             if (answer.FinishReason == "length") Interlocked.Increment(ref zeroLatency.Length); else Interlocked.Increment(ref zeroLatency.Stop);
             if (!answer.Request.Stream)
             {
+                span.TokenSent();
+                span.Finished(answer.CompletionTokens);
                 inspector.RecordServed(answer.Request.Model);
                 return Results.Bytes(FullBody(answer, chat), "application/json");
             }
             StartStream(context);
             for (var i = 0; i < answer.Pieces.Length; i++)
+            {
                 await WriteChunkAsync(context, answer, chat, i, context.RequestAborted);
+                span.TokenSent();
+            }
             await FinishStreamAsync(context, answer, chat, context.RequestAborted);
+            span.Finished(answer.CompletionTokens);
             inspector.RecordServed(answer.Request.Model);
             return Results.Empty;
         }
@@ -182,7 +191,7 @@ internal sealed class InferenceEndpoints(
         }
     }
 
-    private async Task<IResult> AnswerThroughModelAsync(HttpContext context, Answer answer, bool chat)
+    private async Task<IResult> AnswerThroughModelAsync(HttpContext context, Answer answer, bool chat, LlmRequestSpan span)
     {
         var cancellationToken = context.RequestAborted;
         var emitted = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
@@ -206,14 +215,19 @@ internal sealed class InferenceEndpoints(
         {
             if (!answer.Request.Stream)
             {
-                await foreach (var _ in emitted.Reader.ReadAllAsync(cancellationToken)) { }
+                await foreach (var _ in emitted.Reader.ReadAllAsync(cancellationToken)) span.TokenSent();
+                span.Finished(answer.CompletionTokens);
                 inspector.RecordServed(answer.Request.Model);
                 return Results.Bytes(FullBody(answer, chat), "application/json");
             }
             StartStream(context);
             await foreach (var index in emitted.Reader.ReadAllAsync(cancellationToken))
+            {
                 await WriteChunkAsync(context, answer, chat, index, cancellationToken);
+                span.TokenSent();
+            }
             await FinishStreamAsync(context, answer, chat, cancellationToken);
+            span.Finished(answer.CompletionTokens);
             inspector.RecordServed(answer.Request.Model);
             return Results.Empty;
         }

@@ -1,3 +1,5 @@
+using HybridServing.Hosting;
+
 namespace HybridServing.AppHost.Tests;
 
 public sealed class AppHostOptionsTests
@@ -10,7 +12,7 @@ public sealed class AppHostOptionsTests
         Assert.Equal(8080, o.GatewayPort);
         Assert.Equal(8081, o.ControlPlanePort);
         Assert.Equal(8082, o.ControlPlaneGrpcPort);
-        Assert.Equal(AppHostOptions.DefaultBaseModel, o.BaseModel);
+        Assert.Equal(EnginePoolOptions.DefaultBaseModel, o.BaseModel);
         Assert.Null(o.ManifestsPath);
     }
 
@@ -23,6 +25,24 @@ public sealed class AppHostOptionsTests
         Assert.Equal(9101, o.ControlPlaneGrpcPort);
         Assert.Equal(2, o.Engines);
         Assert.Equal(["/a", "/b"], o.AdapterRoots);
+    }
+
+    [Fact]
+    public void Aspire_switches_and_configuration_pass_through_to_aspire()
+    {
+        var o = AppHostOptions.Parse(["--engines", "2", "--Parameters:dev-api-key=secret", "--operation", "run", "--engine-arg=--mock-time-scale", "--engine-arg=4"]);
+        Assert.Equal(2, o.Engines);
+        Assert.Equal(["--Parameters:dev-api-key=secret", "--operation", "run"], o.AspireArgs);
+        Assert.Equal(["--mock-time-scale", "4"], o.EngineArgs);
+    }
+
+    [Fact]
+    public void Publish_runs_aspires_publish_step_into_the_output_folder()
+    {
+        var o = AppHostOptions.Parse(["publish", "--output", "out", "--engine-replicas", "4"]);
+        Assert.NotNull(o.Publish);
+        Assert.Equal(4, o.Publish.EnginePool.Replicas);
+        Assert.Equal(["--operation", "publish", "--step", "publish", "--output-path", Path.GetFullPath("out", Environment.GetEnvironmentVariable("PWD") ?? Environment.CurrentDirectory), "--clear-cache", "true"], o.AspireArgs);
     }
 
     [Theory]

@@ -1,49 +1,96 @@
-using HybridServing.AppHost.Orchestration;
-using HybridServing.AppHost.Publishing;
+using System.Diagnostics;
+using Aspire.Hosting;
+using Aspire.Hosting.Testing;
+using HybridServing.Hosting.Kubernetes;
+using HybridServing.TestKit;
+using TempDirectory = HybridServing.TestKit.TempDirectory;
 using k8s;
 using k8s.Models;
 
 namespace HybridServing.AppHost.Tests;
 
-public sealed class PublishTests
+/// <summary>
+/// <c>publish</c> runs the AppHost's own app model through Aspire's publish pipeline; these tests
+/// run it the same way (<see cref="DistributedApplicationTestingBuilder"/> in publish mode) and read
+/// the files it writes.
+/// </summary>
+public sealed class PublishTests : IDisposable
 {
+    private readonly TempDirectory _dir = new("publish");
+
+    public void Dispose() => _dir.Dispose();
+
+    private async Task<string> PublishAsync(params string[] publishArgs)
+    {
+        var output = _dir.Combine($"out-{Guid.NewGuid():N}");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        // The AppHost's own entry point parses 'publish' and hands Aspire its publish switches.
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(["publish", "--output", output, .. publishArgs], timeout.Token);
+        await using var app = await builder.BuildAsync(timeout.Token);
+        await app.RunAsync(timeout.Token);
+        // A failing pipeline step still ends the run normally: check what was written.
+        Assert.True(File.Exists(Path.Combine(output, "kustomization.yaml")), $"publish wrote no kustomization.yaml into {output}");
+        return output;
+    }
+
     [Fact]
-    public void Committed_manifests_are_what_publish_generates()
+    public async Task Committed_manifests_are_what_publish_writes_from_the_app_model()
     {
         // Regenerate with: dotnet run --project AppHost -- publish
-        var k8sDir = Path.Combine(ServiceBinaries.FindRepositoryRoot(), "k8s");
-        foreach (var (file, yaml) in KubernetesManifests.Build(new PublishOptions()))
+        var output = await PublishAsync();
+        var k8sDir = Path.Combine(Repository.Root, "k8s");
+        foreach (var file in Directory.GetFiles(output))
         {
-            var path = Path.Combine(k8sDir, file);
-            Assert.True(File.Exists(path), $"{path} is missing; run 'dotnet run --project AppHost -- publish'.");
-            Assert.True(File.ReadAllText(path) == yaml, $"{path} differs from what publish generates; run 'dotnet run --project AppHost -- publish'.");
+            var committed = Path.Combine(k8sDir, Path.GetFileName(file));
+            Assert.True(File.Exists(committed), $"{committed} is missing; run 'dotnet run --project AppHost -- publish'.");
+            Assert.True(File.ReadAllText(committed) == File.ReadAllText(file), $"{committed} differs from what publish writes; run 'dotnet run --project AppHost -- publish'.");
         }
     }
 
     [Fact]
-    public void Manifests_are_valid_typed_kubernetes_objects_wired_like_the_local_stack()
+    public async Task Kubectl_renders_the_committed_kustomization()
     {
-        var objects = KubernetesManifests.Build(new PublishOptions { Namespace = "serving", EngineReplicas = 5 })
-            .Where(f => f.File != "kustomization.yaml")
-            .SelectMany(f => KubernetesYaml.LoadAllFromString(f.Yaml))
+        var kubectl = Process.Start(new ProcessStartInfo("kubectl", ["kustomize", Path.Combine(Repository.Root, "k8s")])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        }) ?? throw new InvalidOperationException("kubectl did not start");
+        var stdout = kubectl.StandardOutput.ReadToEndAsync();
+        var stderr = await kubectl.StandardError.ReadToEndAsync();
+        await kubectl.WaitForExitAsync();
+        Assert.True(kubectl.ExitCode == 0, $"kubectl kustomize k8s/ failed: {stderr}");
+        var kinds = KubernetesYaml.LoadAllFromString(await stdout).Select(o => o.GetType().Name).ToList();
+        Assert.Contains(nameof(V1CustomResourceDefinition), kinds);
+        Assert.Contains(nameof(V1Deployment), kinds);
+    }
+
+    [Fact]
+    public async Task Manifests_come_from_the_model_and_the_publish_options()
+    {
+        var output = await PublishAsync("--namespace", "serving", "--engine-replicas", "5");
+        var objects = Directory.GetFiles(output, "*.yaml")
+            .Where(f => Path.GetFileName(f) != "kustomization.yaml")
+            .SelectMany(f => KubernetesYaml.LoadAllFromString(File.ReadAllText(f)))
             .ToList();
 
         var engines = objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "hybridserving-engine");
         Assert.Equal(5, engines.Spec.Replicas);
         var pod = engines.Spec.Template;
         Assert.Equal(KubernetesManifests.EngineRole, pod.Metadata.Labels[KubernetesManifests.RoleLabel]);
+        // The sample LoraAdapters select engines with podSelector.matchLabels.pool: default.
+        Assert.Equal("default", pod.Metadata.Labels[KubernetesManifests.PoolLabel]);
         Assert.Equal("9001", pod.Metadata.Annotations[KubernetesManifests.SidecarGrpcPortAnnotation]);
         var sidecar = Assert.Single(pod.Spec.InitContainers);
         Assert.Equal("Always", sidecar.RestartPolicy);
-        Assert.Contains(sidecar.Env, e => e.Name == "Sidecar__EngineUrl" && e.Value == "http://127.0.0.1:8000");
         var vllm = Assert.Single(pod.Spec.Containers);
         Assert.Contains("--enable-lora", vllm.Args);
         Assert.Contains(vllm.Env, e => e.Name == "VLLM_ALLOW_RUNTIME_LORA_UPDATING" && e.Value == "true");
         // Both containers see the adapter cache at the same path: the sidecar hands vLLM local paths.
         Assert.Equal(sidecar.VolumeMounts.Single().MountPath, vllm.VolumeMounts.Single().MountPath);
 
+        // The gateway finds the ControlPlane the model wires it to (resource "controlplane").
         var gateway = objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "hybridserving-gateway");
-        Assert.Contains(gateway.Spec.Template.Spec.Containers[0].Env, e => e.Name == "services__controlplane__grpc__0" && e.Value!.Contains(".serving.svc"));
+        Assert.Contains(gateway.Spec.Template.Spec.Containers[0].Env, e => e.Name == "services__controlplane__grpc__0" && e.Value!.Contains("hybridserving-controlplane.serving.svc"));
         Assert.All(objects.OfType<V1Deployment>(), d => Assert.Equal("serving", d.Metadata.NamespaceProperty));
 
         var role = objects.OfType<V1ClusterRole>().Single();

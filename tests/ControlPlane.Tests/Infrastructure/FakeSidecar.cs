@@ -41,6 +41,10 @@ internal sealed class FakeSidecar : EngineSidecar.EngineSidecarBase, IAsyncDispo
     /// <summary>Adapters this engine refuses to load (reported Failed with reason EngineRejected).</summary>
     public ConcurrentDictionary<string, string> FailAdapters { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Adapters this sidecar refuses the way the real one does with a non-retryable reason (e.g.
+    /// PathNotAllowed): PENDING in the EnsureAdapters answer, then FAILED with that reason on the state stream.</summary>
+    public ConcurrentDictionary<string, (string Reason, string Message)> RefuseAdapters { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Every desired set received, in order.</summary>
     public ConcurrentQueue<EnsureAdaptersRequest> EnsureCalls { get; } = new();
 
@@ -99,10 +103,11 @@ internal sealed class FakeSidecar : EngineSidecar.EngineSidecarBase, IAsyncDispo
             foreach (var spec in request.Adapters)
             {
                 var failed = FailAdapters.TryGetValue(spec.Name, out var why);
+                if (RefuseAdapters.ContainsKey(spec.Name) && _adapters.ContainsKey(spec.Name)) continue; // unchanged spec: stays refused
                 _adapters[spec.Name] = new AdapterStatus
                 {
                     Name = spec.Name, Source = spec.Source, Digest = spec.Sha256,
-                    Phase = failed ? AdapterPhase.Failed : AdapterPhase.Loaded,
+                    Phase = RefuseAdapters.ContainsKey(spec.Name) ? AdapterPhase.Pending : failed ? AdapterPhase.Failed : AdapterPhase.Loaded,
                     Reason = failed ? "EngineRejected" : "", Message = failed ? why : "",
                     Updated = Timestamp.FromDateTime(DateTime.UtcNow),
                 };
@@ -110,7 +115,18 @@ internal sealed class FakeSidecar : EngineSidecar.EngineSidecarBase, IAsyncDispo
             response.Adapters.AddRange(_adapters.Values);
         }
         Notify();
+        if (request.Adapters.Any(a => RefuseAdapters.ContainsKey(a.Name))) _ = RefuseLaterAsync();
         return Task.FromResult(response);
+    }
+
+    private async Task RefuseLaterAsync()
+    {
+        await Task.Delay(50);
+        lock (_gate)
+            foreach (var (name, (reason, message)) in RefuseAdapters)
+                if (_adapters.TryGetValue(name, out var a) && a.Phase == AdapterPhase.Pending)
+                    _adapters[name] = new AdapterStatus(a) { Phase = AdapterPhase.Failed, Reason = reason, Message = message, Updated = Timestamp.FromDateTime(DateTime.UtcNow) };
+        Notify();
     }
 
     public override Task<ListAdaptersResponse> ListAdapters(ListAdaptersRequest request, ServerCallContext context)

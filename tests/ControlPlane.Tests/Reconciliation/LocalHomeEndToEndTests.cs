@@ -258,6 +258,58 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_refusal_retrying_cannot_fix_shows_in_status_at_once_and_is_not_Loading()
+    {
+        // Issue 11: every sidecar refuses the load with a non-retryable reason (its local roots do not hold the path).
+        foreach (var s in _sidecars) s.RefuseAdapters["support-en"] = ("PathNotAllowed", "Local adapter path '/x/support-en' is refused: adapter paths are confined to /m (Sidecar:AllowedLocalRoots).");
+        Manifests_.Write(Manifests, "one.yaml", Manifests_.Adapter("one", "./adapters", adapters: ["support-en"]));
+        var host = await Start();
+
+        // At once: within the first passes after the engines connect, not after backoffs or resyncs.
+        var refused = await host.WaitForAsync("one", a => a.Status?.FailedAdapters?.Any(f => f.Reason == "PathNotAllowed" && f.Pod is null) == true, timeoutSeconds: 5);
+        var failure = refused.Status!.FailedAdapters!.First();
+        Assert.Equal("support-en", failure.Name);
+        Assert.Equal("PathNotAllowed", failure.Reason);
+        Assert.Contains("Sidecar:AllowedLocalRoots", failure.Message);
+        Assert.Equal(LoraAdapterPhases.Failed, refused.Status.Phase);
+        var degraded = refused.Status.Conditions!.Single(c => c.Type == "Degraded");
+        Assert.Equal(("True", "PathNotAllowed"), (degraded.Status, degraded.Reason));
+        Assert.Equal("PathNotAllowed", Ready(refused).Reason);
+
+        // It stays so: not retried into "Loading, no failures" when backoffs expire.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        var later = await host.GetAsync("one");
+        Assert.Equal(LoraAdapterPhases.Failed, later!.Status!.Phase);
+        Assert.Equal("True", later.Status.Conditions!.Single(c => c.Type == "Degraded").Status);
+    }
+
+    [Fact]
+    public async Task A_local_repository_outside_the_allowed_roots_is_refused_by_the_control_plane_naming_the_option()
+    {
+        // Issue 11: seed 003's example with type local and a repository outside the manifests folder.
+        var outside = _dir.Combine("elsewhere");
+        TestAdapters.Write(outside, "support-en", 8);
+        Manifests_.Write(Manifests, "far.yaml", Manifests_.Adapter("far", outside, pattern: "support-*"));
+        var host = await Start();
+
+        var refused = await host.WaitForAsync("far", a => a.Status?.Phase == LoraAdapterPhases.Failed, timeoutSeconds: 5);
+        Assert.Equal(("PathNotAllowed", "False"), (Ready(refused).Reason, Ready(refused).Status));
+        Assert.Contains($"confined to {Manifests} (ControlPlane:AllowedLocalRoots)", Ready(refused).Message);
+        Assert.Contains($"Allow it with ControlPlane:AllowedLocalRoots:N={_dir.Path}", Ready(refused).Message);
+        Assert.Contains("Sidecar:AllowedLocalRoots", Ready(refused).Message);
+        Assert.Equal("True", refused.Status!.Conditions!.Single(c => c.Type == "Degraded").Status);
+        Assert.All(_sidecars, s => Assert.DoesNotContain("support-en", s.Desired)); // never placed
+
+        // The option the message names allows it.
+        await host.DisposeAsync();
+        _host = await ControlPlaneHost.StartAsync(Manifests, _sidecars, extra: new Dictionary<string, string?>
+        {
+            ["ControlPlane:AllowedLocalRoots:0"] = Manifests, ["ControlPlane:AllowedLocalRoots:1"] = outside,
+        });
+        await _host.WaitForAsync("far", IsReady);
+    }
+
+    [Fact]
     public async Task An_adapter_failing_everywhere_backs_off_exponentially()
     {
         _sidecars[0].FailAdapters["support-en"] = "nope";

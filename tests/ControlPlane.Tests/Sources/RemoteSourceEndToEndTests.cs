@@ -82,4 +82,36 @@ public sealed class RemoteSourceEndToEndTests : IAsyncLifetime
         Assert.Equal(("False", LoraAdapterReasons.CredentialsMissing), (condition.Status, condition.Reason));
         Assert.Contains("secret 'not-there'", condition.Message);
     }
+
+    [Fact]
+    public async Task An_http_source_on_loopback_is_refused_by_the_ssrf_guard_until_the_option_allows_it()
+    {
+        _hub.Files[$"lib/sql/{PeftAdapter.ConfigFileName}"] = RemoteFixtures.Config();
+        _hub.Files[$"lib/sql/{PeftAdapter.SafetensorsFileName}"] = RemoteFixtures.Safetensors(1024);
+        var manifests = Directory.CreateDirectory(_dir.Combine("manifests")).FullName;
+        Manifests.Write(manifests, "web.yaml", $"""
+            apiVersion: hybridserving.io/v1alpha1
+            kind: LoraAdapter
+            metadata:
+              name: web
+            spec:
+              baseModel: test/tiny
+              adapterSource:
+                type: http
+                repository: {new Uri(_hub.BaseUrl, "lib")}
+                adapters: [sql]
+            """);
+        _host = await ControlPlaneHost.StartAsync(manifests, [_sidecar]);
+        var refused = await _host.WaitForAsync("web", a => a.Status?.Conditions?.Any(c => c.Type == "Degraded" && c.Status == "True") == true);
+        var degraded = refused.Status!.Conditions!.Single(c => c.Type == "Degraded");
+        Assert.Equal("AddressNotAllowed", degraded.Reason);
+        Assert.Contains("loopback", degraded.Message);
+        Assert.Contains("Allow it with ControlPlane:Sources:Http:AllowedHosts:N=127.0.0.1", degraded.Message);
+        Assert.Empty(_hub.Hits);
+        Assert.Empty(_sidecar.Desired);
+
+        await _host.DisposeAsync();
+        _host = await ControlPlaneHost.StartAsync(manifests, [_sidecar], extra: new Dictionary<string, string?> { ["ControlPlane:Sources:Http:AllowedHosts:0"] = "127.0.0.1" });
+        await _host.WaitForAsync("web", a => a.Status?.LoadedAdapters?.Count == 1);
+    }
 }

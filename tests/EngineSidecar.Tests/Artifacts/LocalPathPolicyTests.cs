@@ -32,6 +32,9 @@ public sealed class LocalPathPolicyTests
         Assert.Contains("confined to", Assert.Throws<ArtifactException>(() => policy.Confine(outside)).Message);
         Assert.Contains("confined to", Assert.Throws<ArtifactException>(() => policy.Confine(root + "-sibling/x")).Message);
         Assert.Contains("symlink", Assert.Throws<ArtifactException>(() => policy.Confine(Path.Combine(root, "out", "o"))).Message);
-        Assert.Contains("no Sidecar:AllowedLocalRoots", Assert.Throws<ArtifactException>(() => new LocalPathPolicy([]).Confine(outside)).Message);
+        var none = Assert.Throws<ArtifactException>(() => new LocalPathPolicy([]).Confine(outside)).Message;
+        Assert.Contains("no Sidecar:AllowedLocalRoots", none);
+        Assert.Contains($"Allow it with Sidecar:AllowedLocalRoots:N={Path.GetDirectoryName(outside)} (environment Sidecar__AllowedLocalRoots__N)", none);
+        Assert.Contains("Allow it with Sidecar:AllowedLocalRoots:N=", Assert.Throws<ArtifactException>(() => policy.Confine(outside)).Message);
     }
 }

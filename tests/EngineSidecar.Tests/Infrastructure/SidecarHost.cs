@@ -47,6 +47,8 @@ internal sealed class SidecarHost : IAsyncDisposable
             ["Sidecar:Engine:LoadTimeoutSeconds"] = "10",
             ["Sidecar:Engine:RetryBaseDelaySeconds"] = "0.05",
             ["Sidecar:Artifacts:IdleTimeoutSeconds"] = "5",
+            // Test servers (Hub layout, CDN, file servers) listen on 127.0.0.1, which the SSRF guard refuses by default.
+            ["Sidecar:Sources:Http:AllowedHosts:0"] = "127.0.0.0/8",
         };
         for (var i = 0; i < allowedRoots.Length; i++) settings[$"Sidecar:AllowedLocalRoots:{i}"] = allowedRoots[i];
         return settings;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
+using System.Text.Json;
 using Grpc.Core;
 using HybridServing.Contracts.OpenAi;
 using HybridServing.Contracts.Sidecar;
@@ -99,5 +100,78 @@ public sealed class FileModeTests
         while (!CapturingLoggerProvider.Lines.Any(l => l.Contains("'port' must be an integer")) && sw.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(50);
         Assert.Contains(CapturingLoggerProvider.Lines, l => l.Contains("keeping the previous desired set"));
         Assert.Equal(["food-review-1"], await EngineAdaptersAsync(engine.BaseUrl));
+    }
+
+    private static async Task WaitForEngineAdaptersAsync(Uri engine, string[] expected, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!(await EngineAdaptersAsync(engine)).SequenceEqual(expected))
+        {
+            if (sw.Elapsed > TimeSpan.FromSeconds(15)) Assert.Fail($"{what}: the engine holds [{string.Join(", ", await EngineAdaptersAsync(engine))}]");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public async Task The_engine_is_the_files_host_and_port_followed_when_the_file_appears_and_changes_and_refused_local_paths_say_how_to_allow_them()
+    {
+        // Issue 11: seed 002's host/port, not localhost:8000; a file that is not there yet at start is followed when it appears.
+        using var dir = new TempDirectory("fm2");
+        const string baseModel = "meta-llama/Llama-3.1-8B-Instruct";
+        var adapters = dir.Combine("adapters");
+        var food = TestAdapters.Write(adapters, "food", rank: 8, baseModel);
+        var outside = TestAdapters.Write(dir.Combine("elsewhere"), "far", rank: 8, baseModel);
+        await using var first = await MockEngineHost.StartAsync("--model", baseModel, "--enable-lora", "--max-loras", "4");
+        await using var second = await MockEngineHost.StartAsync("--model", baseModel, "--enable-lora", "--max-loras", "4");
+        string Config(int port) => $$"""
+            vLLMLoRAConfig:
+              name: vllm-llama3-8b
+              host: 127.0.0.1
+              port: {{port}}
+              defaultBaseModel: {{baseModel}}
+              ensureExist:
+                models:
+                - id: food-review-1
+                  source: {{food}}
+                - id: far-away
+                  source: {{outside}}
+            """;
+
+        var configFile = dir.Combine("configmap.yaml");
+        var settings = SidecarHost.FastSettings(first.BaseUrl, dir.Combine("cache"), adapters);
+        settings.Remove("Sidecar:EngineUrl");
+        await using var host = await SidecarHost.StartAsync(settings,
+            ["--config", configFile, "--health-check-timeout", "20", "--health-check-interval", "0.1", "--reconcile-trigger", "1"]);
+        using var http = new HttpClient { BaseAddress = host.HttpUrl };
+        using (var status = JsonDocument.Parse(await http.GetStringAsync("status")))
+            Assert.Contains("cannot read", status.RootElement.GetProperty("configProblem").GetString());
+
+        await Task.Delay(300);
+        File.WriteAllText(configFile, Config(first.Port));
+        await WaitForEngineAdaptersAsync(first.BaseUrl, ["food-review-1"], "loaded on the file's engine");
+
+        // The refusal says how to allow the folder, in the log line, /status and /health.
+        var how = $"Allow it with Sidecar:AllowedLocalRoots:N={Path.GetDirectoryName(outside)} (environment Sidecar__AllowedLocalRoots__N)";
+        var refused = await host.WaitForStateAsync(s => s.Adapter("far-away")?.Phase == AdapterPhase.Failed, TimeSpan.FromSeconds(10), "far-away refused");
+        Assert.Equal("PathNotAllowed", refused.Adapter("far-away")!.Reason);
+        Assert.Contains(CapturingLoggerProvider.Lines, l => l.Contains("Adapter far-away failed (PathNotAllowed)") && l.Contains(how));
+        using (var status = JsonDocument.Parse(await http.GetStringAsync("status")))
+        {
+            Assert.Equal(JsonValueKind.Null, status.RootElement.GetProperty("configProblem").ValueKind);
+            Assert.Equal($"http://127.0.0.1:{first.Port}/", status.RootElement.GetProperty("engineUrl").GetString());
+            var far = status.RootElement.GetProperty("adapters").EnumerateArray().Single(a => a.GetProperty("name").GetString() == "far-away");
+            Assert.Equal("PathNotAllowed", far.GetProperty("reason").GetString());
+            Assert.Contains(how, far.GetProperty("message").GetString());
+        }
+        Assert.Equal("Degraded", await http.GetStringAsync("health"));
+
+        // A new port in the file moves the sidecar to that engine, which gets the desired set.
+        File.WriteAllText(configFile, Config(second.Port));
+        await WaitForEngineAdaptersAsync(second.BaseUrl, ["food-review-1"], "loaded on the engine the changed file names");
+        Assert.Equal($"http://127.0.0.1:{second.Port}/", (await host.Client.GetInfoAsync(new GetInfoRequest())).EngineUrl);
+
+        // Seed 002's toRemove: true unloads the adapter (issue 19).
+        File.WriteAllText(configFile, Config(second.Port).Replace($"source: {food}", $"source: {food}\n      toRemove: true"));
+        await WaitForEngineAdaptersAsync(second.BaseUrl, [], "food-review-1 unloaded by toRemove: true");
     }
 }

@@ -16,8 +16,10 @@ public sealed class SeedCommandLineTests
         Assert.Equal([
             "--Sidecar:EngineHealthTimeoutSeconds=600", "--Sidecar:ConfigValidation=True", "--Sidecar:EngineHealthIntervalSeconds=5",
             "--Sidecar:ReconcileIntervalSeconds=10", "--Sidecar:ConfigFile=/cfg/x.yaml", "--Kestrel:Endpoints:Http:Url=http://0.0.0.0:9090", "--Sidecar:PodName=p",
+            "--Sidecar:SeedFlags=true",
         ], args);
-        Assert.Equal(["--Sidecar:ConfigValidation=False"], SeedCommandLine.Normalize(["--config-validation", "false"]));
+        Assert.Equal(["--Sidecar:ConfigValidation=False", "--Sidecar:SeedFlags=true"], SeedCommandLine.Normalize(["--config-validation", "false"]));
+        Assert.Equal(["--Sidecar:PodName=p"], SeedCommandLine.Normalize(["--Sidecar:PodName=p"]));
     }
 
     [Theory]

@@ -1,13 +1,13 @@
 using HybridServing.Contracts.Peft;
 
-namespace HybridServing.AppHost.Samples;
+namespace HybridServing.Hosting.Samples;
 
 /// <summary>
 /// The sample adapters the sample manifests point at: small but valid PEFT directories with
 /// tensors of the base model's real shapes (q_proj and v_proj, rank 8 or 16), generated on first
 /// run into <c>AppHost/samples/adapters/</c> (git-ignored) rather than committed as binaries.
 /// </summary>
-internal static class SampleAdapters
+public static class SampleAdapters
 {
     public const string FolderName = "adapters";
 
