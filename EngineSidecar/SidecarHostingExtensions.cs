@@ -28,6 +28,8 @@ public static class SidecarHostingExtensions
         // Aspire-style service discovery, as the AppHost injects it: services__engine__http__0.
         if (string.IsNullOrWhiteSpace(options.EngineUrl) && builder.Configuration["services:engine:http:0"] is { Length: > 0 } discovered)
             options.EngineUrl = discovered;
+        if (string.IsNullOrWhiteSpace(options.PodIp) && builder.Configuration["POD_IP"] is { Length: > 0 } podIp)
+            options.PodIp = podIp;
         if (string.IsNullOrWhiteSpace(options.ConfigFile) && builder.Configuration["DYNAMIC_LORA_ROLLOUT_CONFIG"] is { Length: > 0 } seedConfig)
             options.ConfigFile = seedConfig;
         var problems = options.Validate().ToList();

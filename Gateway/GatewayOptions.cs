@@ -131,7 +131,7 @@ internal sealed class TenancyOptions
     /// <summary>When false, requests without a key are served as an anonymous tenant that may use every namespace.</summary>
     public bool RequireApiKey { get; set; } = true;
 
-    /// <summary>JSON file of tenants with SHA-256 key hashes (see <see cref="Tenancy.ApiKeyFile"/>).</summary>
+    /// <summary>YAML or JSON file of tenants with SHA-256 key hashes (see <see cref="Tenancy.ApiKeyFile"/>).</summary>
     public string? KeysFile { get; set; }
 
     /// <summary>How often the keys file is checked for rotation; zero turns reloading off.</summary>

@@ -106,7 +106,7 @@ public sealed class AdapterSource
     public string? Prefix { get; set; }
 
     /// <summary>Explicit adapter names inside the repository.</summary>
-    [SchemaPattern(AdapterNames.Pattern), SchemaItems(1, 10000)]
+    [SchemaPattern(AdapterNames.Pattern), SchemaItems(0, 10000)]
     [JsonPropertyName("adapters")]
     public IList<string>? Adapters { get; set; }
 }
@@ -243,8 +243,13 @@ public sealed class PodAssignment
     [JsonPropertyName("node")]
     public string? Node { get; set; }
 
+    /// <summary>Names of the adapters placed on this pod, as seed 003's status shows them (whatever their state).</summary>
     [JsonPropertyName("adapters")]
-    public IList<PodAdapterState> Adapters { get; set; } = [];
+    public IList<string> Adapters { get; set; } = [];
+
+    /// <summary>Each placed adapter's state on this pod (our addition: seed 003 has only the names).</summary>
+    [JsonPropertyName("adapterStates")]
+    public IList<PodAdapterState> AdapterStates { get; set; } = [];
 }
 
 public sealed class PodAdapterState

@@ -91,7 +91,7 @@ internal static class ControlPlaneEndpoints
             connected = v.Connected,
             disconnectedSince = v.DisconnectedSince,
             lastError = v.LastError,
-            engineUrl = v.Info?.EngineUrl,
+            engineUrl = v.EngineUrl,
             engineKind = v.Info?.EngineKind,
             baseModels = v.Info?.BaseModels.ToArray(),
             maxLoras = v.Info?.MaxLoras,

@@ -1,5 +1,6 @@
 using Grpc.Core;
 using Grpc.Net.Client;
+using HybridServing.Contracts.Net;
 using HybridServing.Contracts.Sidecar;
 using HybridServing.ControlPlane.Homes;
 using HybridServing.ControlPlane.Telemetry;
@@ -20,6 +21,22 @@ internal sealed record EngineView(
     DateTimeOffset? NextEnsureAttempt)
 {
     public string Node => Endpoint.Node is { Length: > 0 } n ? n : Info?.NodeName is { Length: > 0 } r ? r : Endpoint.Name;
+
+    /// <summary>
+    /// The engine URL others can reach. A sidecar reports its engine as it calls it; a loopback (or
+    /// unspecified) host there is the sidecar's own network namespace. When the sidecar itself is reached
+    /// at another address (a pod IP, in the Kubernetes home), the engine is on that same address: the
+    /// reported port on the sidecar's host. In the local home both are loopback and nothing changes.
+    /// </summary>
+    public string? EngineUrl
+    {
+        get
+        {
+            if (Info is null || !Uri.TryCreate(Info.EngineUrl, UriKind.Absolute, out var reported)) return Info?.EngineUrl;
+            if (!LocalAddress.IsLocalOnly(reported) || LocalAddress.IsLocalOnly(Endpoint.SidecarUrl)) return Info.EngineUrl;
+            return new UriBuilder(reported) { Host = Endpoint.SidecarUrl.Host }.Uri.ToString();
+        }
+    }
 }
 
 /// <summary>

@@ -78,7 +78,7 @@ internal sealed partial class AdapterServices(KubeApi api, KubernetesHomeOptions
                 else if (byName.TryGetValue(assignment.Pod, out var named) && named.Count == 1) pod = named[0];
                 if (pod is null || !IPAddress.TryParse(pod.Status.PodIP, out var ip) || ip.AddressFamily != AddressFamily.InterNetwork) continue;
                 if (EnginePort(pod, enginePortAnnotation, defaultEnginePort) is not { } port) continue;
-                foreach (var state in assignment.Adapters)
+                foreach (var state in assignment.AdapterStates)
                 {
                     if (state.State != Loaded || string.IsNullOrEmpty(state.Name)) continue;
                     if (!endpointsByName.TryGetValue(state.Name, out var list)) endpointsByName[state.Name] = list = [];

@@ -79,7 +79,7 @@ internal static class StatusBuilder
                 var phase = state is null ? "Pending" : PhaseName(state.Phase);
                 if (state?.Phase == AdapterPhase.Loaded) loadedHere++;
                 placedReplicas++;
-                Pod(engine).Adapters.Add(new PodAdapterState
+                Pod(engine).AdapterStates.Add(new PodAdapterState
                 {
                     Name = adapter.Name,
                     State = phase,
@@ -93,8 +93,8 @@ internal static class StatusBuilder
             {
                 failingReplicas++;
                 var nextRetry = (DateTime?)b.NextRetry.UtcDateTime;
-                var existing = Pod(b.Engine).Adapters.FirstOrDefault(a => a.Name == adapter.Name);
-                if (existing is null) Pod(b.Engine).Adapters.Add(existing = new PodAdapterState { Name = adapter.Name });
+                var existing = Pod(b.Engine).AdapterStates.FirstOrDefault(a => a.Name == adapter.Name);
+                if (existing is null) Pod(b.Engine).AdapterStates.Add(existing = new PodAdapterState { Name = adapter.Name });
                 if (existing.State is not ("Loaded" or "Loading" or "Downloading"))
                 {
                     existing.State = "Failed";
@@ -134,7 +134,12 @@ internal static class StatusBuilder
 
         status.LoadedAdapters = [.. loaded.Order(StringComparer.Ordinal)];
         status.FailedAdapters = failed.Count > 0 ? failed : null;
-        status.PodAssignments = [.. pods.Values.Select(p => { p.Adapters = [.. p.Adapters.OrderBy(a => a.Name, StringComparer.Ordinal)]; return p; })];
+        status.PodAssignments = [.. pods.Values.Select(p =>
+        {
+            p.AdapterStates = [.. p.AdapterStates.OrderBy(a => a.Name, StringComparer.Ordinal)];
+            p.Adapters = [.. p.AdapterStates.Select(a => a.Name)];
+            return p;
+        })];
         status.Adapters = [.. resource.Owned.Select(a => new DiscoveredAdapterStatus
         {
             Name = a.Name, Uri = a.Uri, Rank = a.Rank, SizeBytes = a.SizeBytes, Digest = a.Digest.Length > 0 ? $"sha256:{a.Digest}" : null, TargetModules = [.. a.TargetModules],

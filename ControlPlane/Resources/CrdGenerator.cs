@@ -148,7 +148,7 @@ internal static class CrdGenerator
         }
         if (prop.GetCustomAttribute<SchemaItemsAttribute>() is { } bounds)
         {
-            p.MinItems = bounds.MinItems;
+            if (bounds.MinItems > 0) p.MinItems = bounds.MinItems;
             if (bounds.MaxItems > 0) p.MaxItems = bounds.MaxItems;
         }
         if (prop.GetCustomAttribute<SchemaDescriptionAttribute>() is { } d) p.Description = d.Text;

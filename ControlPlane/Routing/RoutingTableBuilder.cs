@@ -17,9 +17,9 @@ internal static class RoutingTableBuilder
             {
                 Name = view.Endpoint.Name,
                 Node = view.Node,
-                Url = view.Info!.EngineUrl,
+                Url = view.EngineUrl,
                 Healthy = view.Connected && (view.Load?.Healthy ?? true),
-                MaxLoras = view.Info.MaxLoras,
+                MaxLoras = view.Info!.MaxLoras,
                 MaxCpuLoras = view.Info.MaxCpuLoras,
             };
             engine.BaseModels.AddRange(view.Info.BaseModels);

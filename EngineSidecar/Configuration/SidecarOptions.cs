@@ -15,6 +15,12 @@ internal sealed class SidecarOptions
     /// <summary>The engine's <c>--api-key</c>. Sent as a bearer token, never logged.</summary>
     public string? EngineApiKey { get; set; }
 
+    /// <summary>The engine URL reported to the control plane (and so to gateways); see <see cref="AdvertisedEngine"/>.</summary>
+    public string? AdvertisedEngineUrl { get; set; }
+
+    /// <summary>The pod's IP (downward API <c>status.podIP</c>; <c>POD_IP</c> also works). Replaces a loopback engine host in the advertised URL.</summary>
+    public string? PodIp { get; set; }
+
     public string? PodName { get; set; }
     public string? NodeName { get; set; }
 
@@ -94,6 +100,7 @@ internal sealed class SidecarOptions
         if (!string.IsNullOrWhiteSpace(EngineUrl)
             && (!Uri.TryCreate(EngineUrl, UriKind.Absolute, out var u) || (u.Scheme != Uri.UriSchemeHttp && u.Scheme != Uri.UriSchemeHttps)))
             yield return $"Sidecar:EngineUrl '{EngineUrl}' is not an absolute http(s) URL.";
+        foreach (var problem in AdvertisedEngine.Validate(this)) yield return problem;
         if (EngineKind is not ("vllm" or "sglang" or "mock"))
             yield return $"Sidecar:EngineKind '{EngineKind}' is not supported; use 'vllm' or 'sglang'.";
         if (Mode is not (null or "" or "grpc" or "file"))

@@ -73,7 +73,7 @@ internal sealed class EngineReconciler(
     private void SetInfoFromOptions() => store.SetInfo(info =>
     {
         info.EngineKind = options.EngineKind;
-        info.EngineUrl = engine.BaseAddress.ToString();
+        info.EngineUrl = AdvertisedEngine.Url(options, engine.BaseAddress).ToString();
         info.PodName = options.PodName ?? "";
         info.NodeName = options.NodeName ?? "";
         info.MaxLoraRank = options.MaxLoraRank;

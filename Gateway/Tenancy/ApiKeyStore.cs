@@ -2,6 +2,9 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using YamlDotNet.Core;
+using YamlDotNet.Serialization;
+using YamlDotNet.Serialization.NamingConventions;
 
 namespace HybridServing.Gateway.Tenancy;
 
@@ -132,8 +135,15 @@ internal sealed class ApiKeyStore
 }
 
 /// <summary>
-/// The keys file (<c>Gateway:Tenancy:KeysFile</c>), e.g. a mounted Kubernetes Secret:
-/// <code>{"tenants":[{"name":"team-a","apiKeySha256":"&lt;hex sha256&gt;","namespaces":["team-a"],"requestsPerMinute":600}]}</code>
+/// The keys file (<c>Gateway:Tenancy:KeysFile</c>), e.g. a key of a mounted Kubernetes Secret, in YAML
+/// (what a platform engineer writes in a Secret) or JSON (content starting with <c>{</c>):
+/// <code>
+/// tenants:
+/// - name: team-a
+///   apiKeySha256: &lt;hex sha256 of the key&gt;   # hybridserving-gateway hash-key
+///   namespaces: [team-a]
+///   requestsPerMinute: 600
+/// </code>
 /// </summary>
 internal sealed class ApiKeyFile
 {
@@ -141,17 +151,26 @@ internal sealed class ApiKeyFile
 
     private static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow };
 
+    private static readonly IDeserializer Yaml = new DeserializerBuilder().WithNamingConvention(CamelCaseNamingConvention.Instance).Build();
+
     public static ApiKeyFile Read(string path)
     {
         if (!File.Exists(path)) throw new InvalidOperationException($"Gateway:Tenancy:KeysFile '{path}' does not exist.");
+        var text = File.ReadAllText(path);
         try
         {
-            return JsonSerializer.Deserialize<ApiKeyFile>(File.ReadAllBytes(path), Options)
-                ?? throw new InvalidOperationException($"Gateway:Tenancy:KeysFile '{path}' is empty (expected {{\"tenants\":[...]}}).");
+            var file = text.TrimStart().StartsWith('{')
+                ? JsonSerializer.Deserialize<ApiKeyFile>(text, Options)
+                : Yaml.Deserialize<ApiKeyFile?>(text);
+            return file ?? throw new InvalidOperationException($"Gateway:Tenancy:KeysFile '{path}' is empty (expected 'tenants:' with a list of tenants).");
         }
         catch (JsonException ex)
         {
-            throw new InvalidOperationException($"Gateway:Tenancy:KeysFile '{path}' is not valid: {ex.Message}", ex);
+            throw new InvalidOperationException($"Gateway:Tenancy:KeysFile '{path}' is not valid JSON: {ex.Message}", ex);
+        }
+        catch (YamlException ex)
+        {
+            throw new InvalidOperationException($"Gateway:Tenancy:KeysFile '{path}' is not valid YAML at line {ex.Start.Line}: {ex.InnerException?.Message ?? ex.Message}", ex);
         }
     }
 }

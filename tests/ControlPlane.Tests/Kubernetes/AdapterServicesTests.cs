@@ -20,7 +20,7 @@ public sealed class AdapterServicesTests
             PodAssignments = [.. states.GroupBy(s => s.Pod).Select(g => new PodAssignment
             {
                 Pod = g.Key,
-                Adapters = [.. g.Select(s => new PodAdapterState { Name = s.Adapter, State = s.State })],
+                AdapterStates = [.. g.Select(s => new PodAdapterState { Name = s.Adapter, State = s.State })],
             })],
         };
         return a;
@@ -134,7 +134,7 @@ public sealed class AdapterServicesTests
     private static LoraAdapterStatus LoadedOn(params string[] pods)
     {
         var status = Status(LoraAdapterPhases.Ready, "sql-v1");
-        status.PodAssignments = [.. pods.Select(p => new PodAssignment { Pod = p, Adapters = [new PodAdapterState { Name = "sql-v1", State = "Loaded" }] })];
+        status.PodAssignments = [.. pods.Select(p => new PodAssignment { Pod = p, AdapterStates = [new PodAdapterState { Name = "sql-v1", State = "Loaded" }] })];
         return status;
     }
 

@@ -88,7 +88,7 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
         Manifests_.Write(Manifests, "sql.yaml", Manifests_.Adapter("sql", "./adapters", adapters: ["sql-lora"]));
         var host = await Start();
 
-        var ready = await host.WaitForAsync("example-adapter", a => IsReady(a) && a.Status!.PodAssignments!.Sum(p => p.Adapters.Count(x => x.State == "Loaded")) == 4);
+        var ready = await host.WaitForAsync("example-adapter", a => IsReady(a) && a.Status!.PodAssignments!.Sum(p => p.AdapterStates.Count(x => x.State == "Loaded")) == 4);
         Assert.Equal(LoraAdapterPhases.Ready, ready.Status!.Phase);
         Assert.Equal(1, ready.Status.ObservedGeneration);
         Assert.Equal(["support-de", "support-en"], ready.Status.LoadedAdapters);
@@ -247,7 +247,7 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
         Assert.Equal(("engine-0", LoraAdapterReasons.LoadFailed, 1), (failure.Pod, failure.Reason, failure.Attempts));
         Assert.NotNull(failure.NextRetryTime);
         Assert.Contains("EngineRejected", failure.Message);
-        var onEngine0 = moved.Status.PodAssignments!.Single(p => p.Pod == "engine-0").Adapters.Single();
+        var onEngine0 = moved.Status.PodAssignments!.Single(p => p.Pod == "engine-0").AdapterStates.Single();
         Assert.Equal(("Failed", 1), (onEngine0.State, onEngine0.Attempts));
         Assert.Equal("True", moved.Status.Conditions!.Single(c => c.Type == "Degraded").Status);
 

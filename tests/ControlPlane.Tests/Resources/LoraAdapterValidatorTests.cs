@@ -39,6 +39,10 @@ public sealed class LoraAdapterValidatorTests
     [Fact]
     public void Valid_spec_passes() => Assert.Null(Check(Valid));
 
+    [Fact]
+    public void An_empty_explicit_list_is_no_list_as_in_seed_003() =>
+        Assert.Null(Check(Valid.Replace("    pattern: \"support-*\"", "    pattern: \"support-*\"\n    adapters: []", StringComparison.Ordinal)));
+
     [Theory]
     [InlineData("  baseModel: test/tiny", "  baseModel: ''", "spec.baseModel: Required value.")]
     [InlineData("    type: local", "    type: ftp", "spec.adapterSource.type: Unsupported value \"ftp\"")]
@@ -46,7 +50,6 @@ public sealed class LoraAdapterValidatorTests
     [InlineData("    pattern: \"support-*\"", "    pattern: \"support-[\"", "spec.adapterSource.pattern: Invalid value \"support-[\"")]
     [InlineData("    pattern: \"support-*\"", "    adapters: [\"../etc\"]", "spec.adapterSource.adapters[0]: Invalid value \"../etc\"")]
     [InlineData("    pattern: \"support-*\"", "    adapters: [a, a]", "spec.adapterSource.adapters[1]: Duplicate value \"a\".")]
-    [InlineData("    pattern: \"support-*\"", "    adapters: []", "spec.adapterSource.adapters: Invalid value: must have at least 1 item(s).")]
     [InlineData("      min: 1", "      min: 3", "spec.deploymentConfig.replicas.min: Invalid value 3: must not exceed replicas.max (2).")]
     [InlineData("      min: 1", "      min: 0", "spec.deploymentConfig.replicas.min: Invalid value 0: must be between 1 and 1000.")]
     [InlineData("      min: 1", "      all: true", "spec.deploymentConfig.replicas.all: Invalid value true: cannot be combined with min or max.")]

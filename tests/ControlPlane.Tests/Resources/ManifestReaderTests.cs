@@ -31,43 +31,7 @@ public sealed class ManifestReaderTests
     [Fact]
     public void Seed_003_example_reads_with_only_apiVersion_changed()
     {
-        var seed = """
-            apiVersion: hybridserving.io/v1alpha1
-            kind: LoraAdapter
-            metadata:
-              name: example-adapter
-            spec:
-              baseModel: "meta-llama/Llama-2-70b-hf"
-              adapterSource:
-                type: "huggingface"  # or "s3" or "local"
-                repository: "org/repo"
-                pattern: "*alpaca*"  # Optional: pattern matching
-                adapters: []         # Optional: explicit list
-                prefix: "lora-"      # Optional: prefix matching
-              credentialsSecretRef:
-                name: "source-credentials"
-              deploymentConfig:
-                loadOnStartup: true
-                podSelector:
-                  matchLabels:
-                    lora-enabled: "true"
-                    baseModel: "meta-llama-Llama-2-70b-hf"
-              schedulingConfig:
-                priority: 10
-                preemptionPolicy: "LowerPriority"  # or "None"
-                resourceRequirements:
-                  memory: "2Gi"
-            status:
-              phase: "Ready"  # or "Loading", "Failed", "Partial"
-              loadedAdapters:
-                - "alpaca-lora-7b"
-              failedAdapters:
-                - name: "alpaca-lora-13b"
-                  reason: "Not enough memory"
-              podAssignments:
-                - pod: "vllm-llama-0"
-                  adapters: [{name: "alpaca-lora-7b", state: Loaded}]
-            """;
+        var seed = Sources.RemoteSourceEndToEndTests.Seed003Example.Replace("production-stack.vllm-project/v1alpha1", "hybridserving.io/v1alpha1", StringComparison.Ordinal);
         var doc = Assert.Single(ManifestReader.Read("seed.yaml", seed).Documents);
         Assert.Null(doc.Error);
         Assert.Equal("true", doc.Adapter!.Spec.DeploymentConfig!.PodSelector!.MatchLabels["lora-enabled"]);

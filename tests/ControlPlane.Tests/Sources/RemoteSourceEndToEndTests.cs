@@ -114,4 +114,88 @@ public sealed class RemoteSourceEndToEndTests : IAsyncLifetime
         _host = await ControlPlaneHost.StartAsync(manifests, [_sidecar], extra: new Dictionary<string, string?> { ["ControlPlane:Sources:Http:AllowedHosts:0"] = "127.0.0.1" });
         await _host.WaitForAsync("web", a => a.Status?.LoadedAdapters?.Count == 1);
     }
+
+    /// <summary>Seed 003's LoraAdapter example, character for character (its status included).</summary>
+    internal const string Seed003Example = """
+        apiVersion: production-stack.vllm-project/v1alpha1
+        kind: LoraAdapter
+        metadata:
+          name: example-adapter
+        spec:
+          baseModel: "meta-llama/Llama-2-70b-hf"
+          adapterSource:
+            type: "huggingface"  # or "s3" or "local"
+            repository: "org/repo"
+            pattern: "*alpaca*"  # Optional: pattern matching
+            adapters: []         # Optional: explicit list
+            prefix: "lora-"      # Optional: prefix matching
+          credentialsSecretRef:
+            name: "source-credentials"
+          deploymentConfig:
+            loadOnStartup: true
+            podSelector:
+              matchLabels:
+                lora-enabled: "true"
+                baseModel: "meta-llama-Llama-2-70b-hf"
+          schedulingConfig:
+            priority: 10
+            preemptionPolicy: "LowerPriority"  # or "None"
+            resourceRequirements:
+              memory: "2Gi"
+        status:
+          phase: "Ready"  # or "Loading", "Failed", "Partial"
+          loadedAdapters:
+            - "alpaca-lora-7b"
+          failedAdapters:
+            - name: "alpaca-lora-13b"
+              reason: "Not enough memory"
+          podAssignments:
+            - pod: "vllm-llama-0"
+              adapters: ["alpaca-lora-7b"]
+        """;
+
+    [Fact]
+    public async Task Seed_003_example_with_only_apiVersion_changed_validates_and_reaches_Ready()
+    {
+        var yaml = Seed003Example.Replace("apiVersion: production-stack.vllm-project/v1alpha1", "apiVersion: hybridserving.io/v1alpha1", StringComparison.Ordinal);
+        Assert.Equal(1, yaml.Split('\n').Zip(Seed003Example.Split('\n')).Count(p => p.First != p.Second));
+        var doc = Assert.Single(HybridServing.ControlPlane.Resources.ManifestReader.Read("seed.yaml", yaml).Documents);
+        Assert.Null(doc.Error);
+        Assert.Empty(HybridServing.ControlPlane.Resources.LoraAdapterValidator.ValidateAll(doc.Adapter!));
+        Assert.Equal(["alpaca-lora-7b"], doc.Adapter!.Status!.PodAssignments!.Single().Adapters);
+
+        // The seed's source: a private Hub repository org/repo (token in secret source-credentials) holding
+        // adapters in folders; pattern and prefix both apply.
+        var weights = RemoteFixtures.Safetensors(4096);
+        foreach (var name in new[] { "lora-alpaca-7b", "lora-alpaca-13b", "alpaca-no-prefix", "lora-other" })
+        {
+            _hub.Files[$"org/repo/resolve/main/{name}/{PeftAdapter.ConfigFileName}"] = RemoteFixtures.Config();
+            _hub.Files[$"org/repo/resolve/main/{name}/{PeftAdapter.SafetensorsFileName}"] = weights;
+        }
+        var seedEngine = new FakeSidecar("vllm-llama-0", "node-0", baseModel: "meta-llama/Llama-2-70b-hf");
+        await seedEngine.StartAsync();
+        try
+        {
+            var manifests = Directory.CreateDirectory(_dir.Combine("seed-manifests")).FullName;
+            Manifests.Write(manifests, "example-adapter.yaml", yaml);
+            var secrets = RemoteFixtures.Secret(_dir.Combine("secrets"), "source-credentials", new() { ["HF_TOKEN"] = "hf_seed_token" });
+            _host = await ControlPlaneHost.StartAsync(manifests, [seedEngine],
+                labels: new Dictionary<string, IDictionary<string, string>> { ["vllm-llama-0"] = new Dictionary<string, string> { ["lora-enabled"] = "true", ["baseModel"] = "meta-llama-Llama-2-70b-hf" } },
+                extra: new Dictionary<string, string?> { ["ControlPlane:HubEndpoint"] = _hub.BaseUrl.ToString(), ["ControlPlane:SecretsDirectory"] = secrets });
+
+            var ready = await _host.WaitForAsync("example-adapter", a => a.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "True") == true);
+            Assert.Equal(LoraAdapterPhases.Ready, ready.Status!.Phase);
+            Assert.Equal(["lora-alpaca-13b", "lora-alpaca-7b"], ready.Status.LoadedAdapters);
+            var pod = Assert.Single(ready.Status.PodAssignments!);
+            Assert.Equal("vllm-llama-0", pod.Pod);
+            Assert.Equal(["lora-alpaca-13b", "lora-alpaca-7b"], pod.Adapters);
+            Assert.All(pod.AdapterStates, s => Assert.Equal("Loaded", s.State));
+        }
+        finally
+        {
+            if (_host is not null) await _host.DisposeAsync();
+            _host = null;
+            await seedEngine.DisposeAsync();
+        }
+    }
 }

@@ -56,6 +56,60 @@ public sealed class ApiKeyStoreTests
         Assert.Contains("ns-a", store.Find("a-key")!.Namespaces);
     }
 
+    [Fact]
+    public void Reads_a_yaml_keys_file_as_written_in_a_secret()
+    {
+        using var dir = new TempDirectory("keys");
+        var path = dir.Combine("api-keys.yaml");
+        File.WriteAllText(path, $"""
+            # hybridserving-api-keys Secret, key api-keys.yaml
+            tenants:
+            - name: team-a
+              apiKeySha256: {Sha("a-key").ToLowerInvariant()}
+              namespaces: [team-a, shared]
+              requestsPerMinute: 600
+            - name: team-b
+              apiKeySha256: "{Sha("b-key")}"
+              namespaces:
+              - team-b
+              tokensPerMinute: 100000
+            """);
+        var store = ApiKeyStore.Load(new GatewayOptions { Tenancy = { KeysFile = path } });
+        Assert.Equal(2, store.Count);
+        var a = store.Find("a-key")!;
+        Assert.Equal("team-a", a.Name);
+        Assert.True(a.Namespaces.SetEquals(["team-a", "shared"]));
+        Assert.Equal(600, a.RequestsPerMinute);
+        Assert.Equal(100000, store.Find("b-key")?.TokensPerMinute);
+        Assert.Null(store.Find("c-key"));
+    }
+
+    [Theory]
+    [InlineData("tenants:\n- name: a\n  apiKey: plain\n  namespaces: [x]\n", "holds a plain 'apiKey'")]
+    [InlineData("tenants:\n- name: a\n  apiKeySha: '00'\n  namespaces: [x]\n", "is not valid YAML at line 3")]
+    [InlineData("tenants:\n- name: a\n  namespaces: [x\n", "is not valid YAML")]
+    [InlineData("tenants: 5\n", "is not valid YAML")]
+    [InlineData("", "is empty")]
+    public void Rejects_bad_yaml_key_files_with_specific_messages(string content, string expected)
+    {
+        using var dir = new TempDirectory("keys");
+        var path = dir.Combine("api-keys.yaml");
+        File.WriteAllText(path, content);
+        var ex = Assert.Throws<InvalidOperationException>(() => ApiKeyStore.Load(new GatewayOptions { Tenancy = { KeysFile = path } }));
+        Assert.Contains(expected, ex.Message);
+    }
+
+    [Fact]
+    public void Hash_key_prints_what_a_keys_file_holds_and_refuses_an_empty_key()
+    {
+        var output = new StringWriter();
+        Assert.Equal(0, HashKeyCommand.Run(new StringReader("a-key\n"), output, TextWriter.Null));
+        Assert.Equal(Sha("a-key").ToLowerInvariant(), output.ToString().Trim());
+        var error = new StringWriter();
+        Assert.Equal(2, HashKeyCommand.Run(new StringReader(""), TextWriter.Null, error));
+        Assert.Contains("no key on standard input", error.ToString());
+    }
+
     [Theory]
     [InlineData("""{"tenants":[{"name":"a","apiKey":"plain","namespaces":["x"]}]}""", "holds a plain 'apiKey'")]
     [InlineData("""{"tenants":[{"name":"a","apiKeySha256":"zz","namespaces":["x"]}]}""", "not hexadecimal")]
@@ -122,6 +176,37 @@ public sealed class ApiKeyDirectoryTests
 
         File.Delete(path);
         Assert.False(keys.ReloadIfChanged());
+        Assert.Equal("a", keys.Current.Find("new-key")?.Name);
+    }
+
+    [Fact]
+    public void A_secret_volume_update_swapping_the_data_symlink_is_picked_up()
+    {
+        // The kubelet's atomic writer: files live in a timestamped directory, `..data` links to it, and
+        // each key is a link through `..data`; an update writes a new directory and renames a new link
+        // over `..data`. The mounted path itself never changes.
+        using var dir = new TempDirectory("secret");
+        string Yaml(string key) => $"tenants:\n- name: a\n  apiKeySha256: {Sha(key)}\n  namespaces: [ns-a]\n";
+        void Publish(string version, string key)
+        {
+            Directory.CreateDirectory(dir.Combine(version));
+            File.WriteAllText(dir.Combine(version, "api-keys.yaml"), Yaml(key));
+            File.CreateSymbolicLink(dir.Combine("..data_tmp"), version);
+            // rename(2) of a link over a link, as the kubelet does (File.Move follows the link to a directory).
+            using var mv = System.Diagnostics.Process.Start("mv", ["-T", dir.Combine("..data_tmp"), dir.Combine("..data")]);
+            mv.WaitForExit();
+            Assert.Equal(0, mv.ExitCode);
+        }
+        Publish("..2026_12_07_01", "old-key");
+        File.CreateSymbolicLink(dir.Combine("api-keys.yaml"), "..data/api-keys.yaml");
+        var keys = new ApiKeyDirectory(Microsoft.Extensions.Options.Options.Create(new GatewayOptions { Tenancy = { KeysFile = dir.Combine("api-keys.yaml") } }),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<ApiKeyDirectory>.Instance);
+        Assert.Equal("a", keys.Current.Find("old-key")?.Name);
+
+        Publish("..2026_12_07_02", "new-key");
+        Directory.Delete(dir.Combine("..2026_12_07_01"), recursive: true);
+        Assert.True(keys.ReloadIfChanged());
+        Assert.Null(keys.Current.Find("old-key"));
         Assert.Equal("a", keys.Current.Find("new-key")?.Name);
     }
 }
