@@ -198,7 +198,7 @@ public sealed class CrudTests
         await client.EventsV1.CreateNamespacedEventAsync(new Eventsv1Event { Metadata = new V1ObjectMeta { Name = "evt" }, EventTime = DateTime.UtcNow, Reason = "Loaded", Action = "Load", ReportingController = "hs", ReportingInstance = "hs-0" }, Ns);
         await client.DiscoveryV1.CreateNamespacedEndpointSliceAsync(new V1EndpointSlice { Metadata = new V1ObjectMeta { Name = "slice" }, AddressType = "IPv4", Endpoints = [new V1Endpoint { Addresses = ["10.0.0.1"] }] }, Ns);
 
-        Assert.Single((await client.CoreV1.ListNamespaceAsync()).Items);
+        Assert.Equal(["default", "team-a"], (await client.CoreV1.ListNamespaceAsync()).Items.Select(n => n.Metadata.Name));
         Assert.Single((await client.CoreV1.ListNamespacedSecretAsync(Ns)).Items);
         Assert.Single((await client.CoreV1.ListServiceForAllNamespacesAsync()).Items);
         Assert.Single((await client.EventsV1.ListNamespacedEventAsync(Ns)).Items);
@@ -211,10 +211,15 @@ public sealed class CrudTests
         await using var server = await KubeApiServer.StartAsync(new KubeApiServerOptions { RequireNamespaces = true });
         using var client = server.CreateClient();
 
-        var e = await ExpectStatus(HttpStatusCode.NotFound, () => client.CoreV1.CreateNamespacedConfigMapAsync(ConfigMap("a"), Ns));
-        Assert.Equal("namespaces \"default\" not found", Status(e).Message);
-        await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = Ns } });
+        var inTeam = new V1ConfigMap { Metadata = new V1ObjectMeta { Name = "a" } };
+        var e = await ExpectStatus(HttpStatusCode.NotFound, () => client.CoreV1.CreateNamespacedConfigMapAsync(inTeam, "team-a"));
+        Assert.Equal("namespaces \"team-a\" not found", Status(e).Message);
+        await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = "team-a" } });
+        await client.CoreV1.CreateNamespacedConfigMapAsync(inTeam, "team-a");
+
+        // Like every cluster, the server starts with the default namespace.
         await client.CoreV1.CreateNamespacedConfigMapAsync(ConfigMap("a"), Ns);
+        Assert.Equal("Active", (await client.CoreV1.ReadNamespaceAsync(Ns)).Status.Phase);
     }
 
     [Fact]

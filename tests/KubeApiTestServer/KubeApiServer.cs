@@ -81,13 +81,34 @@ public sealed class KubeApiServer : IAsyncDisposable
             RequireNamespaces = options.RequireNamespaces,
             GracefulPodDeletion = options.GracefulPodDeletion,
         };
+        store.AddValidator(ResourceCatalog.CustomResourceDefinitions, crd =>
+        {
+            try
+            {
+                CustomResourceDefinitionReader.Describe(crd);
+                return null;
+            }
+            catch (ArgumentException e)
+            {
+                return new FieldError("spec", e.Message);
+            }
+        });
+
+        // A cluster always has the default namespace.
+        store.Create(ResourceCatalog.Namespaces, "", new JsonObject
+        {
+            ["apiVersion"] = "v1",
+            ["kind"] = "Namespace",
+            ["metadata"] = new JsonObject { ["name"] = "default" },
+            ["status"] = new JsonObject { ["phase"] = "Active" },
+        }, seed: true);
         var faults = new FaultInjector();
         var log = new RequestLog();
         var stopping = new CancellationTokenSource();
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(options.ListenAddress, options.Port));
         var app = builder.Build();
 
         KubeApiServer? server = null;
@@ -103,6 +124,34 @@ public sealed class KubeApiServer : IAsyncDisposable
 
     /// <summary>Client settings pointing at this server.</summary>
     public KubernetesClientConfiguration ClientConfiguration() => new() { Host = Url };
+
+    /// <summary>
+    /// Writes a kubeconfig for this server (context <c>hybridserving-test</c>, namespace <c>default</c>,
+    /// no credentials) so that kubectl can be pointed at it: <c>kubectl --kubeconfig {path} get lora</c>.
+    /// </summary>
+    public void WriteKubeConfig(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        File.WriteAllText(path, $$"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: hybridserving-test
+              cluster:
+                server: {{Url}}
+            contexts:
+            - name: hybridserving-test
+              context:
+                cluster: hybridserving-test
+                namespace: default
+                user: hybridserving-test
+            current-context: hybridserving-test
+            users:
+            - name: hybridserving-test
+              user: {}
+
+            """);
+    }
 
     /// <summary>A KubernetesClient for this server; dispose it.</summary>
     public Kubernetes CreateClient() => new(ClientConfiguration());

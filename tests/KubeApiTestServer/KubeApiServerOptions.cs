@@ -30,6 +30,12 @@ public sealed class KubeApiServerOptions
     /// <summary>The resources served; <see cref="ResourceCatalog.Defaults"/> unless replaced. More can be registered later.</summary>
     public IReadOnlyList<ApiResource> Resources { get; init; } = ResourceCatalog.Defaults;
 
+    /// <summary>The port to listen on; 0 (the default) picks a free one, which tests should use.</summary>
+    public int Port { get; init; }
+
+    /// <summary>The address to listen on; loopback unless a host exposes the server on purpose.</summary>
+    public System.Net.IPAddress ListenAddress { get; init; } = System.Net.IPAddress.Loopback;
+
     /// <summary>Seed for the generateName suffixes, for reproducible names.</summary>
     public int? RandomSeed { get; init; }
 }

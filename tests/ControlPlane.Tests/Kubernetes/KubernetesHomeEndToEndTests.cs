@@ -125,6 +125,34 @@ public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_LoraAdapter_created_with_kubectl_is_reconciled_and_its_status_shows_in_kubectl_get_wide()
+    {
+        using var kubectl = new Kubectl(_server)
+        {
+            WorkingDirectory = HybridServing.ControlPlane.Resources.CrdGenerator.FindRepositoryRoot(AppContext.BaseDirectory) ?? throw new InvalidOperationException("repository root not found"),
+        };
+        // The CRD as committed in k8s/ (generated from Contracts): it gives the server lora's short name and printer columns.
+        await kubectl.RunAsync("apply", "-f", "k8s/crds/");
+        var adapter = Adapter("sql");
+        adapter.ApiVersion = LoraAdapter.ApiVersionValue;
+        adapter.Kind = LoraAdapter.KindName;
+        adapter.Spec.AdapterSource = new AdapterSource { Type = AdapterSourceTypes.Local, Repository = _dir.Path, Pattern = "sql-*" };
+        adapter.Spec.DeploymentConfig = new DeploymentConfig { Replicas = new ReplicaConfig { All = true } };
+        var manifest = Path.Combine(_dir.Path, "sql.yaml");
+        await File.WriteAllTextAsync(manifest, KubernetesYaml.Serialize(adapter));
+        await kubectl.RunAsync("apply", "-f", manifest);
+
+        _app = await StartControlPlaneAsync();
+
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "sql")?.Status?.Phase == LoraAdapterPhases.Ready, "the LoraAdapter is Ready", seconds: 20);
+        var wide = await kubectl.RunAsync("get", "lora", "-n", Ns, "-o", "wide");
+        Assert.Matches(@"^NAME\s+BASE MODEL\s+SOURCE\s+PHASE\s+READY\s+REASON\s+AGE\n", wide);
+        Assert.Matches($@"\nsql\s+test/tiny\s+local\s+Ready\s+True\s+{LoraAdapterReasons.AllLoaded}\s+\d+s\n", wide);
+        var loaded = await kubectl.RunAsync("get", "lora", "sql", "-n", Ns, "-o", "jsonpath={.status.loadedAdapters}");
+        Assert.Equal("[\"sql-a\",\"sql-b\"]", loaded);
+    }
+
+    [Fact]
     public async Task A_restarted_control_plane_rebuilds_its_picture_from_the_cluster_and_writes_nothing_new()
     {
         using var client = _server.CreateClient();

@@ -34,7 +34,8 @@ internal sealed class ApiRequestHandler(
             route = ApiRoute.Parse(request.Path.Value ?? "/", catalog);
             if (route is null)
             {
-                await WriteJsonAsync(context, 200, Discovery.Answer(request.Path.Value ?? "/", catalog) ?? throw ApiError.UnknownResource());
+                var path = request.Path.Value ?? "/";
+                await WriteJsonAsync(context, 200, OpenApi.Answer(path, catalog) ?? Discovery.Answer(path, catalog) ?? throw ApiError.UnknownResource());
                 Log(context, verb, route, 200, injected: false);
                 return;
             }
@@ -116,34 +117,52 @@ internal sealed class ApiRequestHandler(
         var resource = route.Resource;
         var ns = route.ObjectNamespace;
         var statusOnly = route.Subresource == "status";
+        var dryRun = DryRun(context.Request.Query);
+        if (route.Subresource == "scale")
+        {
+            return await ServeScaleAsync(context, route, verb, dryRun);
+        }
+
         switch (verb)
         {
             case "get":
-                return (200, store.Get(resource, ns, route.Name!).Json);
+            {
+                var stored = store.Get(resource, ns, route.Name!);
+                return (200, AsTable(context) ? Table(context, resource, [stored.Json], null, null) : stored.Json);
+            }
 
             case "list":
             {
                 var query = context.Request.Query;
                 var page = store.List(resource, ListNamespace(route), Labels(query), Fields(query, resource), Limit(query), query["continue"].FirstOrDefault());
-                return (200, RenderList(resource, page));
+                return (200, AsTable(context)
+                    ? Table(context, resource, page.Items, page.ResourceVersion.ToString(CultureInfo.InvariantCulture), page.Continue)
+                    : RenderList(resource, page));
             }
 
             case "create":
-                return (201, store.Create(resource, ns, await ReadObjectAsync(context)).Json);
+            {
+                var body = await ReadObjectAsync(context);
+                return (201, Established(store.Write(dryRun, () => store.Create(resource, ns, body)), dryRun).Json);
+            }
 
             case "update":
-                return (200, store.Update(resource, ns, route.Name!, await ReadObjectAsync(context), statusOnly).Json);
+            {
+                var body = await ReadObjectAsync(context);
+                return (200, Established(store.Write(dryRun, () => store.Update(resource, ns, route.Name!, body, statusOnly)), dryRun).Json);
+            }
 
             case "patch":
             {
                 var kind = PatchKindOf(context.Request.ContentType, resource);
                 var patch = await ReadJsonAsync(context);
-                return (200, store.Patch(resource, ns, route.Name!, kind, patch, statusOnly).Json);
+                return (200, Established(store.Write(dryRun, () => store.Patch(resource, ns, route.Name!, kind, patch, statusOnly)), dryRun).Json);
             }
 
             case "delete":
             {
-                var (deleted, removed) = store.Delete(resource, ns, route.Name!, await ReadDeleteOptionsAsync(context));
+                var options = await ReadDeleteOptionsAsync(context);
+                var (deleted, removed) = store.Write(dryRun || options.DryRun, () => store.Delete(resource, ns, route.Name!, options));
                 if (removed && !resource.ReturnsDeletedObject)
                 {
                     return (200, SuccessStatus(deleted));
@@ -155,8 +174,64 @@ internal sealed class ApiRequestHandler(
             case "deletecollection":
             {
                 var query = context.Request.Query;
-                var deleted = store.DeleteCollection(resource, ListNamespace(route), Labels(query), Fields(query, resource));
+                var deleted = store.Write(dryRun, () => store.DeleteCollection(resource, ListNamespace(route), Labels(query), Fields(query, resource)));
                 return (200, RenderList(resource, new ListPage(deleted.Select(d => d.Json).ToArray(), store.CurrentResourceVersion, null, null)));
+            }
+
+            default:
+                throw ApiError.MethodNotAllowed(context.Request.Method);
+        }
+    }
+
+    /// <summary>
+    /// What the apiextensions server does with a stored CustomResourceDefinition: serve its resource
+    /// (short names, categories, printer columns) and mark it NamesAccepted and Established. The answer
+    /// is the object as written; the status follows as a MODIFIED event, as from the CRD controller.
+    /// </summary>
+    private StoredObject Established(StoredObject written, bool dryRun)
+    {
+        if (dryRun || written.Resource.Key != ResourceCatalog.CustomResourceDefinitions.Key)
+        {
+            return written;
+        }
+
+        var crd = written.CloneNode();
+        catalog.RegisterCustomResourceDefinition(crd);
+        if (crd["status"]?["conditions"] is not JsonArray { Count: > 0 })
+        {
+            var status = new JsonObject { ["metadata"] = new JsonObject(), ["status"] = CustomResourceDefinitionReader.Established(crd, time.GetUtcNow()) };
+            store.Update(written.Resource, "", written.Name, status, statusOnly: true);
+        }
+
+        return written;
+    }
+
+    private static bool AsTable(HttpContext context) => TableRenderer.Wanted(context.Request.Headers.Accept.ToString());
+
+    private string Table(HttpContext context, ApiResource resource, IEnumerable<string> items, string? resourceVersion, string? continueToken) =>
+        TableRenderer.Render(resource, items.Select(i => (JsonObject)JsonNode.Parse(i)!), resourceVersion, continueToken, context.Request.Query["includeObject"].FirstOrDefault(), time.GetUtcNow())
+            .ToJsonString();
+
+    private async Task<(int Status, string Body)> ServeScaleAsync(HttpContext context, ApiRoute route, string verb, bool dryRun)
+    {
+        var (resource, ns, name) = (route.Resource, route.ObjectNamespace, route.Name!);
+        switch (verb)
+        {
+            case "get":
+                return (200, store.GetScale(resource, ns, name).ToJsonString());
+
+            case "update":
+            {
+                var body = await ReadObjectAsync(context);
+                return (200, store.Write(dryRun, () => store.UpdateScale(resource, ns, name, _ => body)).ToJsonString());
+            }
+
+            case "patch":
+            {
+                // A Scale has no lists, so a strategic merge patch is a merge patch here.
+                var kind = PatchKindOf(context.Request.ContentType, resource with { IsCustom = false });
+                var patch = await ReadJsonAsync(context);
+                return (200, store.Write(dryRun, () => store.UpdateScale(resource, ns, name, scale => ObjectStore.ApplyPatch(resource, name, kind, scale, patch))).ToJsonString());
             }
 
             default:
@@ -200,11 +275,29 @@ internal sealed class ApiRequestHandler(
             await context.Response.StartAsync(linked.Token);
             await context.Response.Body.FlushAsync(linked.Token);
             var reader = subscription.Lines;
+            var asTable = AsTable(context);
+            var columnsSent = false;
             while (await reader.WaitToReadAsync(linked.Token))
             {
                 while (reader.TryRead(out var line))
                 {
-                    await context.Response.Body.WriteAsync(Utf8.GetBytes(line), linked.Token);
+                    var text = line;
+                    if (asTable && JsonNode.Parse(line) is JsonObject watchEvent && watchEvent["object"] is JsonObject obj
+                        && StoredObject.Text(watchEvent["type"]) is WatchEventTypes.Added or WatchEventTypes.Modified or WatchEventTypes.Deleted)
+                    {
+                        // kubectl get -w: each object as a one-row Table; the column definitions come with the first only, as from a real server.
+                        var table = TableRenderer.Render(route.Resource, [obj], StoredObject.Text(obj["metadata"]?["resourceVersion"]), null, query["includeObject"].FirstOrDefault(), time.GetUtcNow());
+                        if (columnsSent)
+                        {
+                            table["columnDefinitions"] = new JsonArray();
+                        }
+
+                        columnsSent = true;
+                        watchEvent["object"] = table;
+                        text = watchEvent.ToJsonString() + "\n";
+                    }
+
+                    await context.Response.Body.WriteAsync(Utf8.GetBytes(text), linked.Token);
                 }
 
                 await context.Response.Body.FlushAsync(linked.Token);
@@ -264,6 +357,16 @@ internal sealed class ApiRequestHandler(
             : throw ApiError.BadRequest($"invalid limit \"{text}\": expected a non-negative integer");
     }
 
+    /// <summary><c>dryRun=All</c> (the only value a real server accepts); anything else is 400.</summary>
+    private static bool DryRun(IQueryCollection query) => DryRunValue(query["dryRun"].FirstOrDefault(), "dryRun");
+
+    private static bool DryRunValue(string? value, string field) => value switch
+    {
+        null or "" => false,
+        "All" => true,
+        _ => throw ApiError.BadRequest($"Invalid value: \"{value}\": {field}: supported values: \"All\""),
+    };
+
     private static bool IsTrue(Microsoft.Extensions.Primitives.StringValues value) =>
         value.FirstOrDefault() is "true" or "1" or "True";
 
@@ -285,6 +388,14 @@ internal sealed class ApiRequestHandler(
 
     private static async Task<JsonNode?> ReadJsonAsync(HttpContext context)
     {
+        var mediaType = context.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant() ?? "";
+        if (mediaType is "application/vnd.kubernetes.protobuf" or "application/yaml" or "application/cbor")
+        {
+            // A real server decodes these; this one reads JSON only, and says so rather than misreading the body.
+            throw new ApiError(415, "UnsupportedMediaType",
+                $"the Kubernetes API test server cannot decode a request body of type {mediaType}: send application/json");
+        }
+
         using var reader = new StreamReader(context.Request.Body, Utf8);
         var text = await reader.ReadToEndAsync(context.RequestAborted);
         if (string.IsNullOrWhiteSpace(text))
@@ -318,11 +429,21 @@ internal sealed class ApiRequestHandler(
                 : throw ApiError.BadRequest($"invalid gracePeriodSeconds \"{text}\": expected a non-negative integer");
         }
 
+        var dryRun = body?["dryRun"] switch
+        {
+            null => false,
+            JsonArray values => values.Select(v => DryRunValue(StoredObject.Text(v), "dryRun")).Any(v => v),
+            var other => throw ApiError.BadRequest($"dryRun must be a list of strings, not {other.ToJsonString()}"),
+        };
+
         return new DeleteRequest(
             StoredObject.Text(body?["preconditions"]?["uid"]),
             StoredObject.Text(body?["preconditions"]?["resourceVersion"]),
             orphan,
-            grace);
+            grace)
+        {
+            DryRun = dryRun,
+        };
     }
 
     private static string RenderList(ApiResource resource, ListPage page)

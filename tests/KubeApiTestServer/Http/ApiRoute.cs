@@ -62,7 +62,7 @@ internal sealed record ApiRoute(ApiResource Resource, string? Namespace, string?
 
     private static ApiRoute Checked(ApiRoute route)
     {
-        if (route.Subresource is not null && !(route.Subresource == "status" && route.Resource.HasStatusSubresource))
+        if (route.Subresource is not null && !(route.Subresource == "status" && route.Resource.HasStatusSubresource) && !(route.Subresource == "scale" && route.Resource.HasScaleSubresource))
         {
             throw ApiError.UnknownResource();
         }

@@ -18,8 +18,10 @@ internal static class Discovery
             ["version"] => new JsonObject
             {
                 ["major"] = "1",
-                ["minor"] = "34",
-                ["gitVersion"] = "v1.34.0-hybridserving-test",
+                ["minor"] = "32",
+                ["gitVersion"] = OpenApi.Version + "-hybridserving-test",
+                ["goVersion"] = "go1.23.0",
+                ["compiler"] = "gc",
                 ["platform"] = "linux/amd64",
             },
             ["healthz"] or ["readyz"] or ["livez"] => null,
@@ -58,14 +60,39 @@ internal static class Discovery
         var entries = new List<JsonNode>();
         foreach (var r in resources.Where(r => r.Group == group && r.Version == version).OrderBy(r => r.Plural, StringComparer.Ordinal))
         {
-            entries.Add(new JsonObject
+            var entry = new JsonObject
             {
                 ["name"] = r.Plural,
                 ["singularName"] = r.Kind.ToLowerInvariant(),
                 ["namespaced"] = r.Namespaced,
                 ["kind"] = r.Kind,
                 ["verbs"] = new JsonArray("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
-            });
+            };
+            if (r.ShortNames.Count > 0)
+            {
+                entry["shortNames"] = new JsonArray(r.ShortNames.Select(n => (JsonNode)n).ToArray());
+            }
+
+            if (r.Categories.Count > 0)
+            {
+                entry["categories"] = new JsonArray(r.Categories.Select(n => (JsonNode)n).ToArray());
+            }
+
+            entries.Add(entry);
+            if (r.HasScaleSubresource)
+            {
+                entries.Add(new JsonObject
+                {
+                    ["name"] = r.Plural + "/scale",
+                    ["singularName"] = "",
+                    ["namespaced"] = r.Namespaced,
+                    ["group"] = "autoscaling",
+                    ["version"] = "v1",
+                    ["kind"] = "Scale",
+                    ["verbs"] = new JsonArray("get", "patch", "update"),
+                });
+            }
+
             if (r.HasStatusSubresource)
             {
                 entries.Add(new JsonObject

@@ -4,8 +4,7 @@ namespace HybridServing.KubeApiTestServer.Patching;
 
 /// <summary>
 /// RFC 7386 JSON merge patch: objects merge recursively, <c>null</c> removes a member, anything
-/// else (arrays included) replaces. Strategic merge patch is served with the same rules for the
-/// built-in kinds the ControlPlane writes (their list merge keys are not reproduced).
+/// else (arrays included) replaces.
 /// </summary>
 internal static class MergePatch
 {

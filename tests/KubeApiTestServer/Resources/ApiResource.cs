@@ -34,6 +34,24 @@ public sealed record ApiResource(string Group, string Version, string Plural, st
     /// </summary>
     public bool ReturnsDeletedObject { get; init; }
 
+    /// <summary>
+    /// True when <c>.../{name}/scale</c> serves an <c>autoscaling/v1</c> <c>Scale</c> (Deployments):
+    /// <c>spec.replicas</c> is read and written through it, <c>status.replicas</c> is the object's status.
+    /// </summary>
+    public bool HasScaleSubresource { get; init; }
+
+    /// <summary>Short names in discovery (<c>kubectl get po</c>, <c>kubectl get lora</c>).</summary>
+    public IReadOnlyList<string> ShortNames { get; init; } = [];
+
+    /// <summary>Categories in discovery (<c>kubectl get all</c> lists the resources in category <c>all</c>).</summary>
+    public IReadOnlyList<string> Categories { get; init; } = [];
+
+    /// <summary>
+    /// Table columns after Name (what <c>kubectl get</c> shows); empty means Name and Age. For a custom
+    /// resource these are the CRD's <c>additionalPrinterColumns</c>.
+    /// </summary>
+    public IReadOnlyList<PrinterColumn> PrinterColumns { get; init; } = [];
+
     /// <summary><c>group/version</c>, or just the version for the core group.</summary>
     public string ApiVersion => Group.Length == 0 ? Version : Group + "/" + Version;
 

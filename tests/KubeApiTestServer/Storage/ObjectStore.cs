@@ -20,7 +20,11 @@ internal enum PatchKind
 }
 
 /// <summary>The <c>DeleteOptions</c> fields the store honours.</summary>
-internal sealed record DeleteRequest(string? PreconditionUid, string? PreconditionResourceVersion, bool Orphan, long? GracePeriodSeconds = null);
+internal sealed record DeleteRequest(string? PreconditionUid, string? PreconditionResourceVersion, bool Orphan, long? GracePeriodSeconds = null)
+{
+    /// <summary><c>dryRun: ["All"]</c> in the DeleteOptions body (the query parameter works too).</summary>
+    public bool DryRun { get; init; }
+}
 
 internal sealed record ListPage(IReadOnlyList<string> Items, long ResourceVersion, string? Continue, long? RemainingItemCount);
 
@@ -48,6 +52,8 @@ internal sealed partial class ObjectStore
     // would read as "start from the current state" instead of "resume from here".
     private long _resourceVersion = 1;
     private long _snapshotIds;
+    // Set (under the lock) while a dryRun=All write runs: Store answers the would-be object and changes nothing.
+    private bool _dryRun;
 
     public ObjectStore(TimeProvider time, int historyCapacity, Random random)
     {
@@ -207,6 +213,26 @@ internal sealed partial class ObjectStore
 
     // ---------------------------------------------------------------- writes
 
+    /// <summary>
+    /// Runs a write; with <paramref name="dryRun"/> (<c>dryRun=All</c>) every check runs as usual but
+    /// nothing is stored: no resourceVersion is used up, no watch event, no garbage collection or timer.
+    /// </summary>
+    public T Write<T>(bool dryRun, Func<T> write)
+    {
+        lock (_gate)
+        {
+            _dryRun = dryRun;
+            try
+            {
+                return write();
+            }
+            finally
+            {
+                _dryRun = false;
+            }
+        }
+    }
+
     /// <summary>Creates an object (POST). With <paramref name="seed"/>, a test hook: upsert, status kept, no create-only checks.</summary>
     public StoredObject Create(ApiResource resource, string ns, JsonObject body, bool seed = false)
     {
@@ -314,25 +340,7 @@ internal sealed partial class ObjectStore
         {
             var state = State(resource);
             var current = Find(state, ns, name) ?? throw ApiError.NotFound(resource, name);
-            JsonNode? patched;
-            try
-            {
-                patched = kind == PatchKind.Json ? JsonPatch.Apply(current.CloneNode(), patch) : MergePatch.Apply(current.CloneNode(), patch);
-            }
-            catch (JsonPatchException e)
-            {
-                throw new ApiError(422, "Invalid", $"the server rejected our request due to an error in our request: {e.Message}")
-                {
-                    DetailsName = name,
-                    DetailsResource = resource,
-                };
-            }
-
-            if (patched is not JsonObject candidate)
-            {
-                throw new ApiError(422, "Invalid", "the patch does not produce a JSON object") { DetailsName = name, DetailsResource = resource };
-            }
-
+            var candidate = ApplyPatch(resource, name, kind, current.CloneNode(), patch);
             CheckTypeMeta(resource, candidate);
             CheckIdentity(resource, ns, name, Metadata(candidate));
 
@@ -340,6 +348,40 @@ internal sealed partial class ObjectStore
             CheckPrecondition(current, Metadata(candidate));
             return Commit(state, current, candidate, statusOnly);
         }
+    }
+
+    /// <summary>Applies a patch document to an object (or a Scale); 422 when the patch cannot apply.</summary>
+    public static JsonObject ApplyPatch(ApiResource resource, string name, PatchKind kind, JsonObject target, JsonNode? patch)
+    {
+        JsonNode? patched;
+        try
+        {
+            patched = kind switch
+            {
+                PatchKind.Json => JsonPatch.Apply(target, patch),
+                PatchKind.StrategicMerge => StrategicMergePatch.Apply(resource.Kind, target, patch),
+                _ => MergePatch.Apply(target, patch),
+            };
+        }
+        catch (StrategicMergePatchException e)
+        {
+            throw new ApiError(422, "Invalid", $"the strategic merge patch cannot be applied: {e.Message}")
+            {
+                DetailsName = name,
+                DetailsResource = resource,
+            };
+        }
+        catch (JsonPatchException e)
+        {
+            throw new ApiError(422, "Invalid", $"the server rejected our request due to an error in our request: {e.Message}")
+            {
+                DetailsName = name,
+                DetailsResource = resource,
+            };
+        }
+
+        return patched as JsonObject
+               ?? throw new ApiError(422, "Invalid", "the patch does not produce a JSON object") { DetailsName = name, DetailsResource = resource };
     }
 
     /// <summary>
@@ -530,6 +572,11 @@ internal sealed partial class ObjectStore
             var stored = Store(state, current, terminating, WatchEventTypes.Modified);
             var uid = stored.Uid;
             var (ns, name) = (stored.Namespace, stored.Name);
+            if (_dryRun)
+            {
+                return (stored, false);
+            }
+
             _graceTimers.Add(_time.CreateTimer(_ =>
             {
                 lock (_gate)
@@ -581,7 +628,7 @@ internal sealed partial class ObjectStore
     private StoredObject Remove(ResourceState state, StoredObject current, JsonObject last, bool orphan)
     {
         var removed = Store(state, current, last, WatchEventTypes.Deleted);
-        if (!orphan && removed.Uid.Length > 0)
+        if (!orphan && !_dryRun && removed.Uid.Length > 0)
         {
             // Background cascading deletion, as the garbage collector does for ownerReferences.
             foreach (var (dependentState, dependent) in _states.Values
@@ -685,6 +732,21 @@ internal sealed partial class ObjectStore
 
     private StoredObject Store(ResourceState state, StoredObject? before, JsonObject node, string type)
     {
+        if (_dryRun)
+        {
+            // The would-be object: a dry-run create has no resourceVersion yet, an update keeps the current one.
+            if (before is null)
+            {
+                Metadata(node).Remove("resourceVersion");
+            }
+            else
+            {
+                Metadata(node)["resourceVersion"] = before.ResourceVersion.ToString(CultureInfo.InvariantCulture);
+            }
+
+            return new StoredObject(before?.Resource ?? ResourceOf(state), node);
+        }
+
         Metadata(node)["resourceVersion"] = (++_resourceVersion).ToString(CultureInfo.InvariantCulture);
         var stored = new StoredObject(before?.Resource ?? ResourceOf(state), node);
         if (type == WatchEventTypes.Deleted)
