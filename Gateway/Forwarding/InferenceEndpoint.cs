@@ -27,6 +27,7 @@ internal sealed partial class InferenceEndpoint(
     EndpointRouter router,
     ModelAliases aliases,
     ColdStartCoordinator coldStarts,
+    AsleepPoolHold asleepHold,
     OverflowCoordinator overflows,
     RequestRateLimits rateLimits,
     DemandCounter demand,
@@ -155,6 +156,19 @@ internal sealed partial class InferenceEndpoint(
                         await OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, OpenAiErrors.ServiceUnavailable, cold.Message, "model",
                             TimeSpan.FromSeconds(o.ColdStart.RetryAfterSeconds));
                         return;
+                }
+            }
+            if (decision.Chosen is null && decision.Reason == PickReasons.AllAsleep && attempt == 1)
+            {
+                // Activator: hold the request while the autoscaler (which reads held_requests) wakes an engine.
+                decision = await asleepHold.WaitAsync(() => router.Pick(router.BuildRequest(routes.Current, routes.Current.Resolve(model.Model) ?? current, tried)),
+                    context.RequestAborted);
+                if (decision.Chosen is null && decision.Reason == PickReasons.AllAsleep)
+                {
+                    await OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, OpenAiErrors.ServiceUnavailable,
+                        $"Every engine serving `{model.Model}` is asleep and none woke within {o.ColdStart.Timeout.TotalSeconds:0.#} s; retry shortly.",
+                        "model", TimeSpan.FromSeconds(o.ColdStart.RetryAfterSeconds));
+                    return;
                 }
             }
             telemetry.Decisions.Add(1, new("policy", router.Policy), new("reason", decision.Reason));
