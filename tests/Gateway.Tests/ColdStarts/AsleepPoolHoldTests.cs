@@ -56,6 +56,25 @@ public sealed class AsleepPoolHoldTests
     }
 
     [Fact]
+    public async Task An_engine_that_fell_asleep_before_the_gateway_saw_it_is_retried_elsewhere_not_lost()
+    {
+        await using var a = await SleepModeEngine();
+        await using var b = await SleepModeEngine();
+        await using var cp = await FakeControlPlane.StartAsync(Table(1, [Engine("mock-a", a.BaseUrl), Engine("mock-b", b.BaseUrl)]));
+        // No scraping: the gateway never learns from /metrics that b sleeps, as in the gap before a scrape.
+        await using var gw = await GatewayHost.StartAsync(cp.Url, new Dictionary<string, string?> { ["Gateway:Load:ScrapeInterval"] = "00:00:00" });
+        await gw.WaitForTableAsync(1);
+        await Post(b, "sleep");
+        for (var i = 0; i < 10; i++)
+        {
+            using var response = await gw.Client.SendAsync(gw.Chat(Base));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("mock-a", response.Headers.GetValues("x-hybridserving-engine").Single());
+        }
+        Assert.Contains("reason=\"engine-unavailable\"", await gw.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_all_asleep_pool_holds_the_request_signals_it_and_serves_it_once_an_engine_wakes()
     {
         await using var a = await SleepModeEngine();
