@@ -12,8 +12,8 @@ namespace HybridServing.Gateway.Forwarding;
 /// adapter the routing table shows on another engine too, and this one no longer has it (placement moved it).
 /// </param>
 /// <param name="holdBackUnavailable">
-/// A 503 is not passed on but reported as <see cref="Unavailable"/>: another engine may serve, and a 503
-/// means this one did no work (e.g. vLLM in sleep mode before the gateway's next scrape sees it).
+/// A 503 without Retry-After is not passed on but reported as <see cref="Unavailable"/>: another engine may
+/// serve, and this one did no work (e.g. vLLM in sleep mode before the gateway's next scrape sees it).
 /// </param>
 internal sealed class EngineTransformer(string engine, string? engineHeader, string? engineApiKey, bool holdBackNotFound, bool holdBackUnavailable = false) : HttpTransformer
 {
@@ -44,7 +44,8 @@ internal sealed class EngineTransformer(string engine, string? engineHeader, str
             ModelNotFound = true;
             return false;
         }
-        if (holdBackUnavailable && proxyResponse?.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable)
+        // A 503 with Retry-After is the engine pacing its clients: passed on (and honoured by passive health).
+        if (holdBackUnavailable && proxyResponse?.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable && proxyResponse.Headers.RetryAfter is null)
         {
             UpstreamStatus = 503;
             Unavailable = true;
