@@ -73,6 +73,7 @@ public static class GatewayExtensions
         services.AddSingleton<EndpointRouter>();
         services.AddSingleton<ModelAliases>();
         services.AddSingleton<ColdStartCoordinator>();
+        services.AddSingleton<AsleepPoolHold>();
         services.AddSingleton<OverflowCoordinator>();
         services.AddSingleton<ApiKeyDirectory>();
         services.AddHostedService<ApiKeyFileWatcher>();

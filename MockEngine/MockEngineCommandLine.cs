@@ -15,6 +15,7 @@ public static class MockEngineCommandLine
 {
     public const string RuntimeLoraUpdatingVariable = "VLLM_ALLOW_RUNTIME_LORA_UPDATING";
     public const string ApiKeyVariable = "VLLM_API_KEY";
+    public const string ServerDevModeVariable = "VLLM_SERVER_DEV_MODE";
 
     /// <summary>vLLM's allowed <c>--max-lora-rank</c> values.</summary>
     public static readonly IReadOnlyList<int> AllowedLoraRanks = [1, 8, 16, 32, 64, 128, 256, 320, 512];
@@ -44,7 +45,9 @@ public static class MockEngineCommandLine
           --max-num-batched-tokens N     token budget per step (default max(8192, max-num-seqs))
           --block-size N                 KV-cache block size in tokens (default 16)
           --gpu-memory-utilization F     share of GPU memory for weights + KV cache (default 0.9)
+          --enable-sleep-mode            allow POST /sleep?level=1|2 and POST /wake_up (MockEngine/README.md#sleep-mode)
         Environment: VLLM_ALLOW_RUNTIME_LORA_UPDATING=1|true enables /v1/load_lora_adapter and /v1/unload_lora_adapter.
+        Environment: VLLM_SERVER_DEV_MODE=1|true mounts /sleep, /wake_up and /is_sleeping.
 
         MockEngine's own flags:
           --mock-profile NAME            performance calibration: h100-llama3-8b (default), tiny (default for --model test/tiny)
@@ -66,6 +69,7 @@ public static class MockEngineCommandLine
     private static readonly HashSet<string> Switches =
     [
         "--enable-lora", "--no-enable-lora", "--mock-zero-latency", "--mock-unload-keeps-slot", "--mock-expose-loaded-metric",
+        "--enable-sleep-mode",
     ];
 
     private static readonly HashSet<string> Valued =
@@ -221,6 +225,8 @@ public static class MockEngineCommandLine
             BlockSize = blockSize,
             GpuMemoryUtilization = gpuUtil,
             AllowRuntimeLoraUpdating = IsTrue(environment(RuntimeLoraUpdatingVariable)),
+            EnableSleepMode = switches.Contains("--enable-sleep-mode"),
+            ServerDevMode = IsTrue(environment(ServerDevModeVariable)),
             Profile = profile,
             TimeScale = timeScale,
             ZeroLatency = switches.Contains("--mock-zero-latency"),

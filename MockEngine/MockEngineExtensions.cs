@@ -4,6 +4,7 @@ using HybridServing.MockEngine.Lora;
 using HybridServing.MockEngine.Metrics;
 using HybridServing.MockEngine.Performance;
 using HybridServing.MockEngine.Serving;
+using HybridServing.MockEngine.Sleep;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -44,6 +45,7 @@ public static partial class MockEngineExtensions
         services.AddSingleton<InferenceEndpoints>();
         services.AddSingleton<VllmMetricsText>();
         services.AddSingleton<FaultInjector>();
+        services.AddSleepMode();
         services.AddSingleton<TokenCounter>();
         services.AddSingleton<ZeroLatencyCounters>();
         services.AddSingleton(sp => new MockEngineInspector(sp.GetRequiredService<LoraAdapterRegistry>(), sp.GetRequiredService<RealTimeEngineDriver>()));
@@ -78,6 +80,7 @@ public static partial class MockEngineExtensions
             });
         }
 
+        app.UseSleepMode();
         app.MapGet("/health", (FaultInjector faults) => faults.IsDead ? Results.StatusCode(503) : Results.Ok());
         app.MapGet("/alive", () => Results.Text("Healthy"));
         // vLLM's other open routes: the version, SageMaker's ping, and the server-load counter.
@@ -105,6 +108,7 @@ public static partial class MockEngineExtensions
             routes["/v1/load_lora_adapter"] = "POST";
             routes["/v1/unload_lora_adapter"] = "POST";
         }
+        foreach (var (path, method) in app.MapSleepRoutes()) routes[path] = method;
         app.MapFallback((HttpContext context) =>
         {
             if (!routes.TryGetValue(context.Request.Path.Value ?? "", out var allowed)) return EngineErrors.NotFound();

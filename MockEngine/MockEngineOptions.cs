@@ -34,6 +34,10 @@ public sealed record MockEngineOptions
     public double GpuMemoryUtilization { get; init; } = 0.9;
     /// <summary>From <c>VLLM_ALLOW_RUNTIME_LORA_UPDATING</c> at start-up: the load/unload routes exist only when true.</summary>
     public bool AllowRuntimeLoraUpdating { get; init; }
+    /// <summary><c>--enable-sleep-mode</c>: the engine can be put to sleep (frees KV cache, offloads or drops weights).</summary>
+    public bool EnableSleepMode { get; init; }
+    /// <summary>From <c>VLLM_SERVER_DEV_MODE</c>: vLLM mounts <c>/sleep</c>, <c>/wake_up</c>, <c>/is_sleeping</c> only then.</summary>
+    public bool ServerDevMode { get; init; }
 
     // ---- MockEngine's own flags (--mock-*) ----
     /// <summary><c>--mock-profile</c>: which hardware/model calibration the performance model uses (tiny for test/tiny).</summary>

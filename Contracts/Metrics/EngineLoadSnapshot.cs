@@ -11,10 +11,14 @@ public sealed record EngineMetricNames(
     /// Null for engines without it; readers must treat residency as unknown then.</summary>
     public string? LoraAdapterLoaded { get; init; }
 
+    /// <summary>vLLM's <c>vllm:engine_sleep_state{sleep_state="awake"|...}</c>, present only with <c>--enable-sleep-mode</c>.</summary>
+    public string? SleepState { get; init; }
+
     public static readonly EngineMetricNames Vllm = new(
         "vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:lora_requests_info")
     {
         LoraAdapterLoaded = "vllm:lora_adapter_loaded",
+        SleepState = "vllm:engine_sleep_state",
     };
 
     public static readonly EngineMetricNames SgLang = new(
@@ -36,6 +40,9 @@ public sealed record EngineLoadSnapshot(
     /// expose that metric (then residency is unknown, not empty).</summary>
     public IReadOnlyDictionary<string, string>? Residency { get; init; }
 
+    /// <summary>True when the engine reports it is in sleep mode (its <c>awake</c> series is 0); it must not be sent inference.</summary>
+    public bool Sleeping { get; init; }
+
     /// <summary>
     /// Builds a snapshot from scraped samples. The one place that applies vLLM's rule for
     /// <c>lora_requests_info</c>: every older label set stays exposed, so the series with the
@@ -46,8 +53,14 @@ public sealed record EngineLoadSnapshot(
         double running = 0, waiting = 0, kv = 0;
         MetricSample? lora = null;
         Dictionary<string, string>? residency = null;
+        var sleeping = false;
         foreach (var s in samples)
         {
+            if (names.SleepState is not null && s.Name == names.SleepState)
+            {
+                if (s.Label("sleep_state") == "awake") sleeping = s.Value == 0;
+                continue;
+            }
             if (names.LoraAdapterLoaded is not null && s.Name == names.LoraAdapterLoaded)
             {
                 residency ??= new Dictionary<string, string>(StringComparer.Ordinal);
@@ -62,11 +75,11 @@ public sealed record EngineLoadSnapshot(
             else if (names.LoraRequestsInfo is not null && s.Name == names.LoraRequestsInfo && (lora is null || s.Value > lora.Value))
                 lora = s;
         }
-        if (lora is null) return new EngineLoadSnapshot(running, waiting, kv, null, [], []) { Residency = residency };
+        if (lora is null) return new EngineLoadSnapshot(running, waiting, kv, null, [], []) { Residency = residency, Sleeping = sleeping };
         return new EngineLoadSnapshot(running, waiting, kv,
             int.TryParse(lora.Label("max_lora"), out var max) ? max : null,
             SplitList(lora.Label("running_lora_adapters")),
-            SplitList(lora.Label("waiting_lora_adapters"))) { Residency = residency };
+            SplitList(lora.Label("waiting_lora_adapters"))) { Residency = residency, Sleeping = sleeping };
     }
 
     private static string[] SplitList(string? value) =>

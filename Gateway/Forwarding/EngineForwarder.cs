@@ -15,6 +15,9 @@ internal sealed record ForwardAttempt(ForwarderError Error, bool CanRetry, int? 
 
     /// <summary>The engine does not have the adapter (404, held back): nothing reached the client, another holder may serve.</summary>
     public bool ModelNotFound { get; init; }
+
+    /// <summary>The engine answered 503 (held back): nothing reached the client, another engine may serve.</summary>
+    public bool EngineUnavailable { get; init; }
 }
 
 /// <summary>Sends a buffered request to one engine with YARP's <see cref="IHttpForwarder"/>.</summary>
@@ -44,13 +47,14 @@ internal sealed class EngineForwarder : IDisposable
     }
 
     /// <param name="holdBackNotFound">Another engine holds the adapter: an answer of 404 from this one is not passed on (see <see cref="ForwardAttempt.ModelNotFound"/>).</param>
-    public async Task<ForwardAttempt> ForwardAsync(HttpContext context, EngineRoute engine, RequestBody body, bool holdBackNotFound)
+    /// <param name="holdBackUnavailable">Another engine may serve: a 503 from this one is not passed on (see <see cref="ForwardAttempt.EngineUnavailable"/>).</param>
+    public async Task<ForwardAttempt> ForwardAsync(HttpContext context, EngineRoute engine, RequestBody body, bool holdBackNotFound, bool holdBackUnavailable = false)
     {
         // Each attempt reads the buffered bytes from the start; the client's body was consumed once.
         context.Request.Body = body.OpenRead();
         context.Request.ContentLength = body.Length;
         context.Request.Headers.TransferEncoding = default;
-        var transformer = new EngineTransformer(engine.Name, _options.EngineHeader, _options.EngineApiKey, holdBackNotFound);
+        var transformer = new EngineTransformer(engine.Name, _options.EngineHeader, _options.EngineApiKey, holdBackNotFound, holdBackUnavailable);
         var deferred = DeferredAbort.Install(context);
         ForwarderError error;
         try
@@ -61,12 +65,15 @@ internal sealed class EngineForwarder : IDisposable
         {
             deferred.Uninstall();
         }
-        if (error == ForwarderError.None && transformer.ModelNotFound && !context.Response.HasStarted)
+        if (error == ForwarderError.None && (transformer.ModelNotFound || transformer.Unavailable) && !context.Response.HasStarted)
         {
-            // YARP copied the 404 status before asking the transformer: start clean for the next engine.
+            // YARP copied the status before asking the transformer: start clean for the next engine.
             context.Response.StatusCode = StatusCodes.Status200OK;
             context.Response.Headers.Clear();
-            return new ForwardAttempt(error, false, 404, null, null) { ModelNotFound = true };
+            return new ForwardAttempt(error, false, transformer.UpstreamStatus, null, null)
+            {
+                ModelNotFound = transformer.ModelNotFound, EngineUnavailable = transformer.Unavailable,
+            };
         }
         if (error == ForwarderError.None)
             return new ForwardAttempt(error, false, transformer.UpstreamStatus, transformer.UpstreamRetryAfter, null);

@@ -27,6 +27,7 @@ internal sealed partial class InferenceEndpoint(
     EndpointRouter router,
     ModelAliases aliases,
     ColdStartCoordinator coldStarts,
+    AsleepPoolHold asleepHold,
     OverflowCoordinator overflows,
     RequestRateLimits rateLimits,
     DemandCounter demand,
@@ -157,6 +158,19 @@ internal sealed partial class InferenceEndpoint(
                         return;
                 }
             }
+            if (decision.Chosen is null && decision.Reason == PickReasons.AllAsleep && attempt == 1)
+            {
+                // Activator: hold the request while the autoscaler (which reads held_requests) wakes an engine.
+                decision = await asleepHold.WaitAsync(() => router.Pick(router.BuildRequest(routes.Current, routes.Current.Resolve(model.Model) ?? current, tried)),
+                    context.RequestAborted);
+                if (decision.Chosen is null && decision.Reason == PickReasons.AllAsleep)
+                {
+                    await OpenAiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, OpenAiErrors.ServiceUnavailable,
+                        $"Every engine serving `{model.Model}` is asleep and none woke within {o.ColdStart.Timeout.TotalSeconds:0.#} s; retry shortly.",
+                        "model", TimeSpan.FromSeconds(o.ColdStart.RetryAfterSeconds));
+                    return;
+                }
+            }
             telemetry.Decisions.Add(1, new("policy", router.Policy), new("reason", decision.Reason));
             activity?.SetTag("hybridserving.decision", decision.Reason);
             activity?.SetTag("hybridserving.policy", router.Policy);
@@ -173,19 +187,21 @@ internal sealed partial class InferenceEndpoint(
             activity?.SetTag("hybridserving.engine", chosen.Name);
             tried.Add(chosen.Name);
             if (attempt > 1)
-                telemetry.Retries.Add(1, new("model", labels.Model), new("reason", last?.ModelNotFound == true ? "adapter-missing" : "connect-failed"));
+                telemetry.Retries.Add(1, new("model", labels.Model), new("reason", last?.ModelNotFound == true ? "adapter-missing" : last?.EngineUnavailable == true ? "engine-unavailable" : "connect-failed"));
             var responseBody = context.Response.Body;
             using var tap = new ResponseTap(responseBody, () =>
                 telemetry.TimeToFirstByte.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("model", labels.Model)));
             context.Response.Body = tap;
             // Placement may have just moved the adapter off the chosen engine (the routing table lags by a
             // moment): its 404 is then held back and another holder tried.
-            var holdBackNotFound = current.Adapter is not null && attempt < Math.Max(1, o.MaxAttempts)
+            // Likewise a 503 (an engine that fell asleep before the next scrape showed it) when another holder can serve.
+            var anotherHolder = attempt < Math.Max(1, o.MaxAttempts)
                 && pick.Candidates.Any(c => c.Residency == Residency.Loaded && c.Name != chosen.Name && !tried.Contains(c.Name) && c.Engine.Healthy && !c.Ejected);
+            var holdBackNotFound = current.Adapter is not null && anotherHolder;
             try
             {
                 using (loads.Begin(chosen.Name))
-                    last = await forwarder.ForwardAsync(context, chosen.Engine, forwardBody, holdBackNotFound);
+                    last = await forwarder.ForwardAsync(context, chosen.Engine, forwardBody, holdBackNotFound, anotherHolder);
             }
             finally
             {
@@ -197,6 +213,7 @@ internal sealed partial class InferenceEndpoint(
                 LogAdapterMissing(chosen.Name, current.Adapter!.Name);
                 continue;
             }
+            if (last.EngineUnavailable) continue;
             if (last.CanRetry)
             {
                 health.ReportFailure(chosen.Name);

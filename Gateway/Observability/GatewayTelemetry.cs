@@ -27,6 +27,8 @@ internal sealed class GatewayTelemetry : IDisposable
         Duration = _meter.CreateHistogram<double>("request.duration", "s", "End-to-end request time.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         Decisions = _meter.CreateCounter<long>("routing.decisions", "{decision}", "Routing decisions by policy and reason.");
+        HeldRequests = _meter.CreateUpDownCounter<long>("held_requests", "{request}",
+            "Requests held because every engine that could serve them is asleep (the autoscaler wakes one on this signal).");
         ColdStarts = _meter.CreateCounter<long>("cold_starts", "{cold_start}", "Requests that found their adapter loaded nowhere, by outcome.");
         ColdStartWait = _meter.CreateHistogram<double>("cold_start.wait", "s", "How long requests waited for a cold adapter.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
@@ -43,6 +45,7 @@ internal sealed class GatewayTelemetry : IDisposable
     public Histogram<double> TimeToFirstByte { get; }
     public Histogram<double> Duration { get; }
     public Counter<long> Decisions { get; }
+    public UpDownCounter<long> HeldRequests { get; }
     public Counter<long> ColdStarts { get; }
     public Histogram<double> ColdStartWait { get; }
     public Counter<long> Overflows { get; }

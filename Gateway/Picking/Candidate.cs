@@ -25,6 +25,9 @@ internal sealed record Candidate(EngineRoute Engine, Residency Residency, Engine
 
     /// <summary>A GPU slot is free when fewer distinct adapters are running than slots exist.</summary>
     public bool HasFreeSlot => Load is not null && MaxLoras > 0 && Load.RunningAdapters.Count < MaxLoras;
+
+    /// <summary>The engine's metrics say it is in vLLM's sleep mode: it answers inference 503.</summary>
+    public bool Asleep => Load is { Sleeping: true };
 }
 
 /// <summary>The request being routed plus every engine known for its base model.</summary>
@@ -44,6 +47,8 @@ internal static class PickReasons
     public const string NotLoaded = "not-loaded";
     /// <summary>Engines hold it, but all are unhealthy, ejected or already tried.</summary>
     public const string NoHealthyEngine = "no-healthy-engine";
+    /// <summary>Engines hold it, but every healthy one is in sleep mode (the gateway holds the request while the autoscaler wakes one).</summary>
+    public const string AllAsleep = "all-asleep";
     /// <summary>Every holder is saturated; the least bad one is used instead of failing.</summary>
     public const string AllSaturated = "all-saturated";
     public const string BaseModel = "base-model";

@@ -49,7 +49,9 @@ internal sealed class EndpointPickingPipeline
         {
             var anyHolder = false;
             foreach (var c in request.Candidates) anyHolder |= c.Residency == Residency.Loaded;
-            return new PickDecision(null, anyHolder && emptiedBy != ServesModelFilter.FilterName ? PickReasons.NoHealthyEngine : PickReasons.NotLoaded, 0);
+            var reason = !anyHolder || emptiedBy == ServesModelFilter.FilterName ? PickReasons.NotLoaded
+                : emptiedBy == AwakeFilter.FilterName ? PickReasons.AllAsleep : PickReasons.NoHealthyEngine;
+            return new PickDecision(null, reason, 0);
         }
 
         var totals = new double[remaining.Count];

@@ -24,6 +24,15 @@ internal sealed class HealthyFilter : IEndpointFilter
     public bool Keep(PickRequest request, Candidate candidate) => candidate.Engine.Healthy && !candidate.Ejected;
 }
 
+/// <summary>Drops engines in sleep mode (their <c>vllm:engine_sleep_state</c> says so): they refuse inference until woken.</summary>
+internal sealed class AwakeFilter : IEndpointFilter
+{
+    public const string FilterName = "awake";
+    public string Name => FilterName;
+    public bool IsSoft => false;
+    public bool Keep(PickRequest request, Candidate candidate) => !candidate.Asleep;
+}
+
 /// <summary>Drops engines this request already failed on (retry goes elsewhere).</summary>
 internal sealed class NotTriedFilter : IEndpointFilter
 {

@@ -24,7 +24,7 @@ internal static class PickingPolicies
 
     public static EndpointPickingPipeline Create(PickingOptions options, Random random)
     {
-        IEndpointFilter[] hard = [new ServesModelFilter(), new HealthyFilter(), new NotTriedFilter()];
+        IEndpointFilter[] hard = [new ServesModelFilter(), new HealthyFilter(), new AwakeFilter(), new NotTriedFilter()];
         switch (options.Policy.Trim().ToLowerInvariant())
         {
             case Hybrid:

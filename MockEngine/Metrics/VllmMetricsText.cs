@@ -3,6 +3,7 @@ using System.Text;
 using HybridServing.MockEngine.Lora;
 using HybridServing.MockEngine.Performance;
 using HybridServing.MockEngine.Serving;
+using HybridServing.MockEngine.Sleep;
 
 namespace HybridServing.MockEngine.Metrics;
 
@@ -15,7 +16,8 @@ internal sealed class VllmMetricsText(
     MockEngineOptions options,
     RealTimeEngineDriver driver,
     LoraAdapterRegistry adapters,
-    ZeroLatencyCounters zeroLatency)
+    ZeroLatencyCounters zeroLatency,
+    EngineSleepState sleep)
 {
     public string Render()
     {
@@ -31,6 +33,7 @@ internal sealed class VllmMetricsText(
                 zl ? Interlocked.Read(ref zeroLatency.InFlight) : model.RunningCount);
             Gauge(sb, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", labels, zl ? 0 : model.WaitingCount);
             Gauge(sb, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", labels, zl ? 0 : model.KvCacheUsage);
+            if (options.EnableSleepMode) SleepMetrics.Render(sb, labels, sleep.Level);
 
             if (options.EnableLora)
             {

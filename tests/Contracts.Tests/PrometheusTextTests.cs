@@ -49,4 +49,14 @@ public sealed class PrometheusTextTests
         Assert.Null(load.MaxLoras);
         Assert.Empty(load.RunningAdapters);
     }
+
+    [Theory]
+    [InlineData("", false)]   // no sleep gauge: an engine without sleep mode is awake
+    [InlineData("vllm:engine_sleep_state{engine=\"0\",sleep_state=\"awake\"} 1.0\nvllm:engine_sleep_state{engine=\"0\",sleep_state=\"weights_offloaded\"} 0.0\n", false)]
+    [InlineData("vllm:engine_sleep_state{engine=\"0\",sleep_state=\"awake\"} 0.0\nvllm:engine_sleep_state{engine=\"0\",sleep_state=\"weights_offloaded\"} 1.0\n", true)]
+    public void Sleep_state_is_read_from_the_awake_series(string lines, bool sleeping)
+    {
+        var load = EngineLoadSnapshot.From(PrometheusText.Parse("vllm:num_requests_running 0\n" + lines), EngineMetricNames.Vllm);
+        Assert.Equal(sleeping, load.Sleeping);
+    }
 }

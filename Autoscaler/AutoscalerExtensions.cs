@@ -1,0 +1,85 @@
+using HybridServing.Autoscaler.Actuation;
+using HybridServing.Autoscaler.Recording;
+using HybridServing.Autoscaler.Signals;
+using k8s;
+using Microsoft.Extensions.Options;
+
+namespace HybridServing.Autoscaler;
+
+/// <summary>Composition root: <c>builder.AddAutoscaler()</c>, <c>app.MapAutoscaler()</c>.</summary>
+public static class AutoscalerExtensions
+{
+    /// <summary>Optional API server URL for the Deployment actuator; otherwise in-cluster config, then kubeconfig.</summary>
+    public const string ApiServerUrlKey = "Autoscaler:Kubernetes:ApiServerUrl";
+
+    public static WebApplicationBuilder AddAutoscaler(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<AutoscalerOptions>().Bind(builder.Configuration.GetSection(AutoscalerOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AutoscalerOptions>, AutoscalerOptionsValidator>();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(sp => new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1) })
+        {
+            Timeout = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value.RequestTimeout,
+        });
+        services.AddSingleton(sp => new SignalSources(sp.GetRequiredService<HttpClient>()));
+        services.AddSingleton<PoolSignalCollector>();
+        services.AddSingleton<DecisionRecorder>();
+        var apiServer = builder.Configuration[ApiServerUrlKey];
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value;
+            if (!o.Pools.Values.Any(p => p.Actuator == ActuatorKind.Deployment)) return new KubernetesHolder(null);
+            var config = apiServer is { Length: > 0 } ? new KubernetesClientConfiguration { Host = apiServer }
+                : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
+                : KubernetesClientConfiguration.BuildConfigFromConfigFile();
+            return new KubernetesHolder(new Kubernetes(config));
+        });
+        services.AddSingleton<IReadOnlyDictionary<string, IPoolActuator>>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value;
+            // Waking and draining take longer than a metrics read: the actuator's client has no short timeout.
+            var actuation = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1) }) { Timeout = TimeSpan.FromMinutes(5) };
+            var kube = sp.GetRequiredService<KubernetesHolder>().Client;
+            var time = sp.GetRequiredService<TimeProvider>();
+            return o.Pools.ToDictionary(p => p.Key, p => p.Value.Actuator == ActuatorKind.Deployment
+                ? (IPoolActuator)new DeploymentScaleActuator(p.Key, p.Value, kube!)
+                : new SleepActuator(p.Value, actuation, time), StringComparer.Ordinal);
+        });
+        services.AddSingleton(sp => sp.GetRequiredService<KubernetesHolder>().Client is { } k
+            ? new KubernetesEvents(k, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<KubernetesEvents>>())
+            : null!);
+        services.AddSingleton(sp => new AutoscalerLoop(
+            sp.GetRequiredService<IOptions<AutoscalerOptions>>(), sp.GetRequiredService<PoolSignalCollector>(),
+            sp.GetRequiredService<IReadOnlyDictionary<string, IPoolActuator>>(), sp.GetRequiredService<DecisionRecorder>(),
+            sp.GetService<KubernetesEvents>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddHostedService(sp => sp.GetRequiredService<AutoscalerLoop>());
+        return builder;
+    }
+
+    /// <summary>Maps <c>GET /v1/status</c>: every pool's last decision, its inputs and what acting on it did.</summary>
+    public static WebApplication MapAutoscaler(this WebApplication app)
+    {
+        app.MapGet("/v1/status", (DecisionRecorder recorder) => Results.Json(new
+        {
+            pools = recorder.Latest.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new
+            {
+                pool = kv.Key,
+                current = kv.Value.Decision.Current,
+                desired = kv.Value.Decision.Desired,
+                mode = kv.Value.Decision.Mode.ToString(),
+                reason = kv.Value.Decision.Reason,
+                message = kv.Value.Decision.Message,
+                at = kv.Value.Decision.At,
+                stableConcurrency = kv.Value.Decision.StableConcurrency,
+                panicConcurrency = kv.Value.Decision.PanicConcurrency,
+                signals = kv.Value.Decision.Signals,
+                action = kv.Value.Action,
+                actionError = kv.Value.ActionError is null ? null : new { reason = kv.Value.ActionReason, message = kv.Value.ActionError },
+            }),
+        }));
+        return app;
+    }
+
+    private sealed record KubernetesHolder(IKubernetes? Client);
+}

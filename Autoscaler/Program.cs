@@ -1,0 +1,9 @@
+using HybridServing.Autoscaler;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceDefaults();
+builder.AddAutoscaler();
+var app = builder.Build();
+app.MapAutoscaler();
+app.MapDefaultEndpoints();
+app.Run();

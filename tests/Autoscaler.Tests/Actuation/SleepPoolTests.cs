@@ -1,0 +1,135 @@
+using System.Diagnostics.Metrics;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using HybridServing.Autoscaler.Actuation;
+using HybridServing.Autoscaler.Decisions;
+using HybridServing.Autoscaler.Recording;
+using HybridServing.Autoscaler.Signals;
+using HybridServing.MockEngine;
+using HybridServing.TestKit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+
+namespace HybridServing.Autoscaler.Tests.Actuation;
+
+/// <summary>
+/// The laptop pool end to end over HTTP: real MockEngines in sleep mode, the autoscaler's observe →
+/// decide → act loop (decision time on a fake clock), engines put to sleep when idle and woken under load.
+/// </summary>
+public sealed class SleepPoolTests : IAsyncLifetime
+{
+    private static readonly MockEngineHostOptions DevMode = new()
+    {
+        Environment = new Dictionary<string, string> { [MockEngineCommandLine.ServerDevModeVariable] = "1" },
+    };
+
+    private readonly FakeTimeProvider _clock = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+    private readonly List<MockEngineHost> _engines = [];
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
+
+    public async Task InitializeAsync()
+    {
+        for (var i = 0; i < 2; i++)
+            _engines.Add(await MockEngineHost.StartAsync(DevMode,
+                "--model", TestAdapters.TinyModel, "--mock-profile", "tiny", "--mock-time-scale", "0.05", "--enable-sleep-mode"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var e in _engines) await e.DisposeAsync();
+        _http.Dispose();
+    }
+
+    private (AutoscalerLoop Loop, PoolOptions Pool, DecisionRecorder Recorder) Autoscaler(int min = 1)
+    {
+        var pool = new PoolOptions
+        {
+            MinEngines = min, MaxEngines = 2, TargetConcurrencyPerEngine = 1, Engines = [.. _engines.Select(e => e.BaseUrl)],
+            StableWindow = TimeSpan.FromSeconds(6), PanicWindow = TimeSpan.FromSeconds(2), ScaleDownDelay = TimeSpan.Zero,
+            ScaleDownStabilization = TimeSpan.FromSeconds(2), ScaleToZeroGrace = TimeSpan.FromSeconds(4), DrainTimeout = TimeSpan.FromSeconds(30),
+        };
+        var options = new AutoscalerOptions { Pools = new() { ["default"] = pool } };
+        var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
+        var recorder = new DecisionRecorder(meters, NullLogger<DecisionRecorder>.Instance);
+        var actuators = new Dictionary<string, IPoolActuator> { ["default"] = new SleepActuator(pool, _http, TimeProvider.System) };
+        var loop = new AutoscalerLoop(Options.Create(options), new PoolSignalCollector(new SignalSources(_http), _clock), actuators, recorder, null, _clock);
+        return (loop, pool, recorder);
+    }
+
+    private async Task<PoolStatus> Ticks(AutoscalerLoop loop, PoolOptions pool, int count)
+    {
+        PoolStatus? last = null;
+        for (var i = 0; i < count; i++)
+        {
+            _clock.Advance(TimeSpan.FromSeconds(1));
+            last = await loop.TickAsync("default", pool, CancellationToken.None);
+        }
+        return last!;
+    }
+
+    private async Task<bool> IsSleeping(MockEngineHost engine)
+    {
+        using var doc = JsonDocument.Parse(await _http.GetStringAsync(new Uri(engine.BaseUrl, "is_sleeping")));
+        return doc.RootElement.GetProperty("is_sleeping").GetBoolean();
+    }
+
+    private Task<HttpResponseMessage> Complete(MockEngineHost engine, int tokens) =>
+        _http.PostAsync(new Uri(engine.BaseUrl, "v1/completions"),
+            new StringContent($$"""{"model":"test/tiny","prompt":"x","max_tokens":{{tokens}},"ignore_eos":true}""", Encoding.UTF8, "application/json"));
+
+    [Fact]
+    public async Task Idle_engines_above_the_minimum_sleep_and_wake_when_load_comes()
+    {
+        var (loop, pool, recorder) = Autoscaler();
+        var idle = await Ticks(loop, pool, 8);
+        Assert.Equal(1, idle.Decision.Desired);
+        Assert.False(await IsSleeping(_engines[0]));
+        Assert.True(await IsSleeping(_engines[1]));   // the last listed engine sleeps first
+        Assert.Equal(1, recorder.Latest["default"].Decision.Desired);
+
+        // Three long requests on the awake engine: concurrency 3 at target 1 → wake the other (max 2).
+        var load = Enumerable.Range(0, 3).Select(_ => Complete(_engines[0], 200)).ToList();
+        for (var i = 0; i < 500 && _engines[0].Inspector.Snapshot().Running < 3; i++) await Task.Delay(5);
+        var busy = await Ticks(loop, pool, 1);
+        Assert.Equal(2, busy.Decision.Desired);
+        Assert.Equal($"woke {_engines[1].BaseUrl}", busy.Action);
+        Assert.False(await IsSleeping(_engines[1]));
+        foreach (var r in load) Assert.Equal(200, (int)(await r).StatusCode);
+    }
+
+    [Fact]
+    public async Task An_engine_finishes_its_in_flight_request_before_it_sleeps()
+    {
+        var (loop, pool, _) = Autoscaler();
+        // The engine that will be put to sleep is serving a request when the decision comes.
+        var inFlight = Complete(_engines[1], 60);
+        for (var i = 0; i < 500 && _engines[1].Inspector.Snapshot().Running == 0; i++) await Task.Delay(5);
+        Assert.Equal(1, _engines[1].Inspector.Snapshot().Running);
+        // Concurrency 1 at target 1 wants 1 engine: engine 1 drains, then sleeps.
+        PoolStatus status;
+        do status = await Ticks(loop, pool, 1);
+        while (!status.Action.StartsWith("slept", StringComparison.Ordinal) && _clock.GetUtcNow() < new DateTimeOffset(2026, 1, 1, 0, 1, 0, TimeSpan.Zero));
+        Assert.True(inFlight.IsCompleted, "the sleep was sent before the in-flight request finished");
+        using var response = await inFlight;
+        Assert.Equal(200, (int)response.StatusCode);
+        var usage = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("usage").GetProperty("completion_tokens").GetInt32();
+        Assert.Equal(60, usage);
+        Assert.True(await IsSleeping(_engines[1]));
+    }
+
+    [Fact]
+    public async Task An_engine_that_stops_answering_freezes_the_pool_instead_of_scaling_it_down()
+    {
+        var (loop, pool, _) = Autoscaler(min: 0);
+        await _engines[1].StopAsync();
+        var frozen = await Ticks(loop, pool, 12);
+        Assert.Equal(ScaleMode.Frozen, frozen.Decision.Mode);
+        Assert.Equal(ScaleReasons.SignalsMissing, frozen.Decision.Reason);
+        Assert.Contains(_engines[1].BaseUrl.ToString(), frozen.Decision.Message, StringComparison.Ordinal);
+        Assert.Equal("no change", frozen.Action);
+        Assert.False(await IsSleeping(_engines[0]));
+    }
+}
