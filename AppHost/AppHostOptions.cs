@@ -19,6 +19,9 @@ internal sealed record AppHostOptions
     public int Engines { get; init; } = 3;
     public int EnginePortBase { get; init; } = 8000;
     public int SidecarPortBase { get; init; } = 8010;
+    public int AutoscalerPort { get; init; } = 8083;
+    /// <summary>Engines the Autoscaler keeps awake at the least; null: no Autoscaler, every engine stays awake.</summary>
+    public int? AutoscalerMinEngines { get; init; } = 1;
     public string BaseModel { get; init; } = EnginePoolOptions.DefaultBaseModel;
     public int MaxLoras { get; init; } = 4;
     public int MaxCpuLoras { get; init; } = 8;
@@ -46,6 +49,9 @@ internal sealed record AppHostOptions
           --engines N                number of MockEngines (default 3)
           --engine-port-base N       first engine port (default 8000); engine i listens on N+i
           --sidecar-port-base N      first sidecar HTTP port (default 8010); sidecar i: N+i (HTTP), N+10+i (gRPC)
+          --autoscaler-min-engines N engines the Autoscaler keeps awake when idle; the others sleep (default 1)
+          --no-autoscaler            no Autoscaler: every engine stays awake
+          --autoscaler-port N        Autoscaler HTTP port (default 8083)
           --base-model NAME          base model every engine serves (default meta-llama/Llama-3.1-8B-Instruct)
           --max-loras N              engine GPU LoRA slots (default 4)
           --max-cpu-loras N          engine host-memory LoRA slots (default 8)
@@ -109,6 +115,9 @@ internal sealed record AppHostOptions
                 "--engine-port-base" => o with { EnginePortBase = Port() },
                 "--sidecar-port-base" => o with { SidecarPortBase = Port() },
                 "--base-model" => o with { BaseModel = Value() },
+                "--autoscaler-min-engines" => o with { AutoscalerMinEngines = Positive(9) },
+                "--no-autoscaler" => o with { AutoscalerMinEngines = null },
+                "--autoscaler-port" => o with { AutoscalerPort = Port() },
                 "--max-loras" => o with { MaxLoras = Positive(512) },
                 "--max-cpu-loras" => o with { MaxCpuLoras = Positive(4096) },
                 "--engine-arg" => o with { EngineArgs = [.. engineArgs.Append(Value())] },
@@ -121,6 +130,8 @@ internal sealed record AppHostOptions
             engineArgs = [.. o.EngineArgs];
         }
         if (!grpcPortSet) o = o with { ControlPlaneGrpcPort = o.ControlPlanePort + 1 };
+        if (o.AutoscalerMinEngines > o.Engines)
+            throw new AppHostOptionsException("--autoscaler-min-engines", $"{o.AutoscalerMinEngines} is more than the {o.Engines} engines (--engines)");
         if (o.MaxCpuLoras < o.MaxLoras)
             throw new AppHostOptionsException("--max-cpu-loras", $"max_cpu_loras ({o.MaxCpuLoras}) must be >= max_loras ({o.MaxLoras})");
         return o with { AspireArgs = aspire };

@@ -45,6 +45,7 @@ var pool = builder.AddEnginePool<Projects.MockEngine, Projects.EngineSidecar>("e
     AllowedLocalRoots = options.AdapterRoots.Count > 0 ? options.AdapterRoots : [manifests],
     StateDirectory = options.StateDirectory ?? Path.Combine(repository, ".hybridserving"),
     ExtraEngineArgs = options.EngineArgs,
+    SleepMode = options.AutoscalerMinEngines is not null,
     Cluster = options.Publish?.EnginePool ?? new(),
 });
 
@@ -54,9 +55,16 @@ var controlPlane = builder.AddHybridServingControlPlane<Projects.ControlPlane>("
 
 // The local development tenant: one key for the "default" namespace (override with Parameters:dev-api-key).
 var devApiKey = builder.AddParameter("dev-api-key", "dev-key", secret: true);
-builder.AddHybridServingGateway<Projects.Gateway>("gateway", options.GatewayPort, options.Host)
+var gateway = builder.AddHybridServingGateway<Projects.Gateway>("gateway", options.GatewayPort, options.Host)
     .WithControlPlane(controlPlane)
     .WithTenant("dev", devApiKey, "default");
+
+// Engines above the demand sleep (vLLM sleep mode) and wake when load or held requests call for them.
+if (options.AutoscalerMinEngines is { } minEngines)
+{
+    builder.AddHybridServingAutoscaler<Projects.Autoscaler>("autoscaler", controlPlane, gateway, options.AutoscalerPort, options.Host)
+        .WithSleepingPool(pool, minEngines);
+}
 
 builder.AddHybridServingKubernetesManifests((options.Publish ?? new()).Cluster);
 

@@ -1,4 +1,4 @@
-using HybridServing.ControlPlane.Resources;
+using HybridServing.Contracts.Resources;
 
 // `dotnet run --project ControlPlane -- generate-crd k8s/crds` writes the CRD generated from the C# type.
 if (args is ["generate-crd", ..]) return CrdGenerator.RunCommand(args[1..]);

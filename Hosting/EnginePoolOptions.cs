@@ -27,6 +27,8 @@ public sealed record EnginePoolOptions
     public IReadOnlyList<string> AllowedLocalRoots { get; init; } = [];
     /// <summary>Where each sidecar keeps its artifact cache (<c>{StateDirectory}/{sidecar}/cache</c>).</summary>
     public string StateDirectory { get; init; } = ".hybridserving";
+    /// <summary>Engines start with vLLM's sleep mode (<c>--enable-sleep-mode</c>, dev-mode routes) so an Autoscaler can sleep and wake them.</summary>
+    public bool SleepMode { get; init; }
     /// <summary>Extra MockEngine arguments (e.g. <c>--mock-time-scale 4</c>).</summary>
     public IReadOnlyList<string> ExtraEngineArgs { get; init; } = [];
     /// <summary>The pool as the Kubernetes publisher writes it.</summary>
@@ -41,4 +43,7 @@ public sealed record ClusterEnginePool
     public int MaxLoras { get; init; } = 8;
     public int MaxCpuLoras { get; init; } = 64;
     public int MaxLoraRank { get; init; } = 64;
+    /// <summary>Bounds the Autoscaler keeps the pool's Deployment within (when the model has an Autoscaler).</summary>
+    public int MinReplicas { get; init; } = 1;
+    public int MaxReplicas { get; init; } = 8;
 }

@@ -73,9 +73,12 @@ public static class HybridServingBuilderExtensions
                 .WithArgs(
                     ["--model", options.BaseModel, "--enable-lora",
                      "--max-loras", Invariant(options.MaxLoras), "--max-cpu-loras", Invariant(options.MaxCpuLoras),
-                     "--host", options.Host, "--port", Invariant(enginePort), .. options.ExtraEngineArgs])
+                     "--host", options.Host, "--port", Invariant(enginePort),
+                     .. options.SleepMode ? ["--enable-sleep-mode"] : Array.Empty<string>(), .. options.ExtraEngineArgs])
                 // Runtime load/unload routes exist only with this switch, as in vLLM.
                 .WithEnvironment("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "true")
+                // vLLM serves /sleep, /wake_up and /is_sleeping only in dev mode.
+                .WithEnvironment("VLLM_SERVER_DEV_MODE", options.SleepMode ? "1" : "0")
                 .WithQuietFrameworkLogs()
                 .WithHttpHealthCheck(HealthPath, endpointName: HttpEndpoint)
                 .WithUrls(ctx =>
@@ -176,6 +179,48 @@ public static class HybridServingBuilderExtensions
             .WithEnvironment(key + "ApiKey", apiKey);
         for (var n = 0; n < namespaces.Length; n++) gateway.WithEnvironment($"{key}Namespaces__{n}", namespaces[n]);
         return gateway;
+    }
+
+    /// <summary>
+    /// Adds the Autoscaler on <paramref name="port"/>, reading the ControlPlane's status and the gateway's
+    /// held requests; pools are added with <see cref="WithSleepingPool"/>.
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> AddHybridServingAutoscaler<TProject>(
+        this IDistributedApplicationBuilder builder, string name, IResourceBuilder<ProjectResource> controlPlane, IResourceBuilder<ProjectResource> gateway,
+        int port = 8083, string host = "127.0.0.1")
+        where TProject : IProjectMetadata, new() =>
+        builder.AddProject<TProject>(name, launchProfileName: null)
+            .AsComponent(HybridServingRole.Autoscaler)
+            .WithAnnotation(new ControlPlaneReferenceAnnotation(controlPlane.Resource))
+            .WithHttpEndpoint(port: port, name: HttpEndpoint, isProxied: false)
+            .WithEndpointsInEnvironment(_ => false)
+            .WithEnvironment("ASPNETCORE_URLS", $"http://{host}:{Invariant(port)}")
+            .WithEnvironment("Autoscaler__ControlPlaneUrl", controlPlane.GetEndpoint(HttpEndpoint))
+            .WithEnvironment("Autoscaler__GatewayUrls__0", gateway.GetEndpoint(HttpEndpoint))
+            .WithQuietFrameworkLogs()
+            .WithHttpHealthCheck(HealthPath, endpointName: HttpEndpoint)
+            .WithUrls(ctx =>
+            {
+                if (ctx.GetEndpoint(HttpEndpoint) is not { } http) return;
+                ctx.Urls.Add(new() { Url = $"{http.Url}/v1/status", DisplayText = "Decisions (/v1/status)", Endpoint = http });
+            })
+            .WaitFor(gateway);
+
+    /// <summary>
+    /// The Autoscaler keeps between <paramref name="minEngines"/> and all of the pool's engines awake,
+    /// putting the rest into vLLM's sleep mode (the pool needs <see cref="EnginePoolOptions.SleepMode"/>).
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> WithSleepingPool(this IResourceBuilder<ProjectResource> autoscaler, EnginePool pool, int minEngines = 1)
+    {
+        if (!pool.Options.SleepMode) throw new ArgumentException($"Engine pool '{pool.Name}' does not run with SleepMode; the Autoscaler cannot sleep its engines.", nameof(pool));
+        var key = $"Autoscaler__Pools__{pool.Name}__";
+        autoscaler.WithAnnotation(new EnginePoolMemberAnnotation(pool, 0))
+            .WithEnvironment(key + "Actuator", "Sleep")
+            .WithEnvironment(key + "MinEngines", Invariant(minEngines))
+            .WithEnvironment(key + "MaxEngines", Invariant(pool.Engines.Count));
+        for (var i = 0; i < pool.Engines.Count; i++)
+            autoscaler.WithEnvironment($"{key}Engines__{i}", pool.Engines[i].GetEndpoint(HttpEndpoint));
+        return autoscaler;
     }
 
     /// <summary>Marks a resource as a HybridServing component (the Kubernetes publisher reads it).</summary>

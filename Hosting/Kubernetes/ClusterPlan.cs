@@ -6,6 +6,11 @@ namespace HybridServing.Hosting.Kubernetes;
 /// the Gateway, and which engine pools there are, with the pools' cluster settings.</summary>
 internal sealed record ClusterPlan(KubernetesPublishOptions Options, string ControlPlaneResource, string GatewayResource, IReadOnlyList<EnginePool> Pools)
 {
+    /// <summary>The Autoscaler resource, if the model has one, and the pools it scales.</summary>
+    public string? Autoscaler { get; init; }
+    public IReadOnlyList<EnginePool> AutoscaledPools { get; init; } = [];
+    public string? AutoscalerName => Autoscaler is null ? null : ObjectName(Autoscaler);
+
     public string Namespace => Options.Namespace;
     public string ControlPlane => ObjectName(ControlPlaneResource);
     public string Gateway => ObjectName(GatewayResource);
@@ -34,7 +39,18 @@ internal sealed record ClusterPlan(KubernetesPublishOptions Options, string Cont
             .Distinct()
             .ToList();
         if (pools.Count == 0) throw new InvalidOperationException("The app model has no engine pool (AddEnginePool).");
-        return new ClusterPlan(options, controlPlane.Name, gateway.Name, pools);
+        var autoscaler = model.Resources.Where(r => Role(r) == HybridServingRole.Autoscaler).ToList() switch
+        {
+            [] => null,
+            [var one] => one,
+            var many => throw new InvalidOperationException($"The app model has {many.Count} Autoscalers ({string.Join(", ", many.Select(r => r.Name))}); the publisher writes one."),
+        };
+        return new ClusterPlan(options, controlPlane.Name, gateway.Name, pools)
+        {
+            Autoscaler = autoscaler?.Name,
+            // On the cluster the Autoscaler scales each pool's Deployment (laptop: sleeps engines).
+            AutoscaledPools = autoscaler is null ? [] : [.. autoscaler.Annotations.OfType<EnginePoolMemberAnnotation>().Select(m => m.Pool).Distinct()],
+        };
     }
 
     private static HybridServingRole? Role(IResource r) => r.Annotations.OfType<HybridServingComponentAnnotation>().SingleOrDefault()?.Role;

@@ -23,6 +23,7 @@ public static class KubernetesManifests
     public const int ControlPlaneHttpPort = 8081;
     public const int ControlPlaneGrpcPort = 8082;
     public const int GatewayPort = 8080;
+    public const int AutoscalerPort = 8083;
     private const string AdapterVolume = "adapters";
     private const string AdapterMount = "/adapters";
 
@@ -40,7 +41,8 @@ public static class KubernetesManifests
             ("controlplane.yaml", Yaml(ControlPlane(o))),
             ("engine-pool.yaml", Yaml([.. o.Pools.SelectMany(pool => EnginePool(o, pool))])),
             ("gateway.yaml", Yaml(Gateway(o))),
-            ("kustomization.yaml", Kustomization()),
+            .. o.Autoscaler is null ? [] : new[] { ("autoscaler.yaml", Yaml(Autoscaler(o))) },
+            ("kustomization.yaml", Kustomization(o)),
         ];
     }
 
@@ -49,7 +51,7 @@ public static class KubernetesManifests
     private static string Yaml(params object[] objects) =>
         Header + string.Join("---\n", objects.Select(o => KubernetesYaml.Serialize(o).TrimEnd() + "\n"));
 
-    private static string Kustomization() => Header + """
+    private static string Kustomization(ClusterPlan o) => Header + """
         apiVersion: kustomize.config.k8s.io/v1beta1
         kind: Kustomization
         resources:
@@ -59,7 +61,7 @@ public static class KubernetesManifests
           - controlplane.yaml
           - engine-pool.yaml
           - gateway.yaml
-        """ + "\n";
+        """ + (o.Autoscaler is null ? "" : "\n  - autoscaler.yaml") + "\n";
 
     private static V1ObjectMeta Meta(string name, string? ns, string? component = null) => new()
     {
@@ -250,6 +252,8 @@ public static class KubernetesManifests
                 Env("Sidecar__MaxLoraRank", cluster.MaxLoraRank.ToString()),
                 FieldEnv("Sidecar__PodName", "metadata.name"),
                 FieldEnv("Sidecar__NodeName", "spec.nodeName"),
+                // vLLM listens on the pod's address: the sidecar advertises it there, never as 127.0.0.1.
+                FieldEnv("POD_IP", "status.podIP"),
                 Env("Sidecar__CacheDirectory", $"{AdapterMount}/cache"),
                 Env("Sidecar__AllowedLocalRoots__0", AdapterMount),
                 Env("OTEL_SERVICE_NAME", "engine-sidecar"),
@@ -312,7 +316,8 @@ public static class KubernetesManifests
                 Env("ASPNETCORE_URLS", $"http://0.0.0.0:{GatewayPort}"),
                 Env($"services__{o.ControlPlaneResource}__http__0", $"{controlPlane}:{ControlPlaneHttpPort}"),
                 Env($"services__{o.ControlPlaneResource}__grpc__0", $"{controlPlane}:{ControlPlaneGrpcPort}"),
-                Env("Gateway__ApiKeysFile", "/etc/hybridserving/api-keys/api-keys.yaml"),
+                // Hashed keys (YAML: tenants[{name, apiKeySha256, namespaces}]), re-read when the Secret changes.
+                Env("Gateway__Tenancy__KeysFile", "/etc/hybridserving/api-keys/api-keys.yaml"),
                 Env("OTEL_SERVICE_NAME", "gateway"),
             ],
             ReadinessProbe = HttpProbe("/health", GatewayPort, period: 5),
@@ -351,6 +356,79 @@ public static class KubernetesManifests
             {
                 ApiVersion = "v1", Kind = "Service", Metadata = Meta(name, o.Namespace, "gateway"),
                 Spec = new V1ServiceSpec { Selector = Selector("gateway"), Ports = [new V1ServicePort { Port = 80, Name = "http", TargetPort = "http" }] },
+            },
+        ];
+    }
+
+    private static object[] Autoscaler(ClusterPlan o)
+    {
+        var name = o.AutoscalerName!;
+        var controlPlane = $"http://{o.ControlPlane}.{o.Namespace}.svc.cluster.local:{ControlPlaneHttpPort}";
+        var env = new List<V1EnvVar>
+        {
+            Env("ASPNETCORE_URLS", $"http://0.0.0.0:{AutoscalerPort}"),
+            Env("Autoscaler__ControlPlaneUrl", controlPlane),
+            Env("Autoscaler__GatewayUrls__0", $"http://{o.Gateway}.{o.Namespace}.svc.cluster.local"),
+            Env("OTEL_SERVICE_NAME", "autoscaler"),
+        };
+        foreach (var pool in o.AutoscaledPools)
+        {
+            var key = $"Autoscaler__Pools__{pool.Name}__";
+            env.Add(Env(key + "Actuator", "Deployment"));
+            env.Add(Env(key + "DeploymentNamespace", o.Namespace));
+            env.Add(Env(key + "DeploymentName", ClusterPlan.ObjectName(pool.Name)));
+            env.Add(Env(key + "EngineSelector__" + PoolLabel, pool.Options.PoolLabel));
+            env.Add(Env(key + "MinEngines", pool.Options.Cluster.MinReplicas.ToString()));
+            env.Add(Env(key + "MaxEngines", pool.Options.Cluster.MaxReplicas.ToString()));
+        }
+        var container = new V1Container
+        {
+            Name = "autoscaler",
+            Image = Image(o, "autoscaler"),
+            Ports = [new V1ContainerPort { ContainerPort = AutoscalerPort, Name = "http" }],
+            Env = env,
+            ReadinessProbe = HttpProbe("/health", AutoscalerPort),
+            LivenessProbe = HttpProbe("/alive", AutoscalerPort),
+            Resources = new V1ResourceRequirements
+            {
+                Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("50m"), ["memory"] = new("128Mi") },
+                Limits = new Dictionary<string, ResourceQuantity> { ["memory"] = new("256Mi") },
+            },
+            SecurityContext = Restricted(),
+        };
+        return
+        [
+            new V1ServiceAccount { ApiVersion = "v1", Kind = "ServiceAccount", Metadata = Meta(name, o.Namespace, "autoscaler") },
+            // The engine pools' Deployments through their scale subresource, and an Event per decision.
+            new V1Role
+            {
+                ApiVersion = "rbac.authorization.k8s.io/v1", Kind = "Role", Metadata = Meta(name, o.Namespace, "autoscaler"),
+                Rules =
+                [
+                    new V1PolicyRule { ApiGroups = ["apps"], Resources = ["deployments/scale"], Verbs = ["get", "update", "patch"] },
+                    new V1PolicyRule { ApiGroups = ["apps"], Resources = ["deployments"], Verbs = ["get"] },
+                    new V1PolicyRule { ApiGroups = ["", "events.k8s.io"], Resources = ["events"], Verbs = ["create", "patch"] },
+                ],
+            },
+            new V1RoleBinding
+            {
+                ApiVersion = "rbac.authorization.k8s.io/v1", Kind = "RoleBinding", Metadata = Meta(name, o.Namespace, "autoscaler"),
+                RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = name },
+                Subjects = [new Rbacv1Subject { Kind = "ServiceAccount", Name = name, NamespaceProperty = o.Namespace }],
+            },
+            new V1Deployment
+            {
+                ApiVersion = "apps/v1", Kind = "Deployment", Metadata = Meta(name, o.Namespace, "autoscaler"),
+                Spec = new V1DeploymentSpec
+                {
+                    Replicas = 1,
+                    Selector = new V1LabelSelector { MatchLabels = Selector("autoscaler") },
+                    Template = new V1PodTemplateSpec
+                    {
+                        Metadata = new V1ObjectMeta { Labels = Selector("autoscaler") },
+                        Spec = new V1PodSpec { ServiceAccountName = name, Containers = [container] },
+                    },
+                },
             },
         ];
     }

@@ -1,4 +1,5 @@
 using Aspire.Hosting.Pipelines;
+using HybridServing.Contracts.Resources;
 using HybridServing.Hosting.Kubernetes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -26,6 +27,11 @@ public static class KubernetesPublishing
                 await File.WriteAllTextAsync(path, yaml, context.CancellationToken);
                 context.Logger.LogInformation("wrote {Path}", path);
             }
+            // The kustomization names the LoraAdapter CRD: the output is self-contained.
+            var crds = Directory.CreateDirectory(Path.Combine(output, "crds")).FullName;
+            var crd = Path.Combine(crds, CrdGenerator.FileName);
+            await File.WriteAllTextAsync(crd, CrdGenerator.GenerateYaml(), context.CancellationToken);
+            context.Logger.LogInformation("wrote {Path}", crd);
         }, requiredBy: WellKnownPipelineSteps.Publish);
         return builder;
     }

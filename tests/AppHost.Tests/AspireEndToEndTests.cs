@@ -105,7 +105,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         // Ports are fixed by the AppHost (the README's 8080/8081); a test takes free ones.
         var block = Ports.GetFreeBlock(14);
         string[] args = [
-            "--manifests", manifests, "--adapter-root", adapters, "--engines", "2", "--base-model", TestAdapters.TinyModel,
+            "--manifests", manifests, "--adapter-root", adapters, "--engines", "2", "--autoscaler-min-engines", "2", "--base-model", TestAdapters.TinyModel,
             "--gateway-port", Ports.GetFree().ToString(), "--controlplane-port", Ports.GetFree().ToString(),
             "--controlplane-grpc-port", Ports.GetFree().ToString(),
             "--engine-port-base", block.ToString(), "--sidecar-port-base", (block + 2).ToString(),
@@ -116,7 +116,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         appHost.Configuration["AppHost:DashboardApiKey"] = DashboardApiKey;
         _app = await appHost.BuildAsync(timeout.Token);
         await _app.StartAsync(timeout.Token);
-        foreach (var name in new[] { "engine-0", "engine-1", "engine-0-sidecar", "engine-1-sidecar", "controlplane", "gateway" })
+        foreach (var name in new[] { "engine-0", "engine-1", "engine-0-sidecar", "engine-1-sidecar", "controlplane", "gateway", "autoscaler" })
             await _app.ResourceNotifications.WaitForResourceHealthyAsync(name, timeout.Token);
 
         var gateway = _app.GetEndpoint("gateway", "http");

@@ -39,9 +39,11 @@ public sealed class PublishTests : IDisposable
         // Regenerate with: dotnet run --project AppHost -- publish
         var output = await PublishAsync();
         var k8sDir = Path.Combine(Repository.Root, "k8s");
-        foreach (var file in Directory.GetFiles(output))
+        var written = Directory.GetFiles(output, "*.yaml", SearchOption.AllDirectories);
+        Assert.Contains(written, f => f.EndsWith(Path.Combine("crds", "loraadapters.hybridserving.io.yaml"), StringComparison.Ordinal));
+        foreach (var file in written)
         {
-            var committed = Path.Combine(k8sDir, Path.GetFileName(file));
+            var committed = Path.Combine(k8sDir, Path.GetRelativePath(output, file));
             Assert.True(File.Exists(committed), $"{committed} is missing; run 'dotnet run --project AppHost -- publish'.");
             Assert.True(File.ReadAllText(committed) == File.ReadAllText(file), $"{committed} differs from what publish writes; run 'dotnet run --project AppHost -- publish'.");
         }
@@ -70,6 +72,7 @@ public sealed class PublishTests : IDisposable
         var output = await PublishAsync("--namespace", "serving", "--engine-replicas", "5");
         var objects = Directory.GetFiles(output, "*.yaml")
             .Where(f => Path.GetFileName(f) != "kustomization.yaml")
+            .Concat(Directory.GetFiles(Path.Combine(output, "crds")))
             .SelectMany(f => KubernetesYaml.LoadAllFromString(File.ReadAllText(f)))
             .ToList();
 
@@ -92,6 +95,16 @@ public sealed class PublishTests : IDisposable
         var gateway = objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "hybridserving-gateway");
         Assert.Contains(gateway.Spec.Template.Spec.Containers[0].Env, e => e.Name == "services__controlplane__grpc__0" && e.Value!.Contains("hybridserving-controlplane.serving.svc"));
         Assert.All(objects.OfType<V1Deployment>(), d => Assert.Equal("serving", d.Metadata.NamespaceProperty));
+
+        // The Autoscaler scales the pool's Deployment through its scale subresource on the cluster.
+        var autoscaler = objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "hybridserving-autoscaler");
+        var autoscalerEnv = autoscaler.Spec.Template.Spec.Containers[0].Env;
+        Assert.Contains(autoscalerEnv, e => e.Name == "Autoscaler__Pools__engine__Actuator" && e.Value == "Deployment");
+        Assert.Contains(autoscalerEnv, e => e.Name == "Autoscaler__Pools__engine__DeploymentName" && e.Value == "hybridserving-engine");
+        Assert.Contains(objects.OfType<V1Role>(), r => r.Rules.Any(rule => rule.Resources.Contains("deployments/scale") && rule.Verbs.Contains("update")));
+        // The sidecar advertises vLLM at the pod's address; the gateway reads hashed keys from the Secret.
+        Assert.Contains(sidecar.Env, e => e.Name == "POD_IP" && e.ValueFrom?.FieldRef?.FieldPath == "status.podIP");
+        Assert.Contains(gateway.Spec.Template.Spec.Containers[0].Env, e => e.Name == "Gateway__Tenancy__KeysFile");
 
         var role = objects.OfType<V1ClusterRole>().Single();
         Assert.Contains(role.Rules, r => r.Resources.Contains("loraadapters/status") && r.Verbs.Contains("patch"));

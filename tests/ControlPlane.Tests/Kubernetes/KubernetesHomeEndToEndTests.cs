@@ -129,7 +129,7 @@ public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
     {
         using var kubectl = new Kubectl(_server)
         {
-            WorkingDirectory = HybridServing.ControlPlane.Resources.CrdGenerator.FindRepositoryRoot(AppContext.BaseDirectory) ?? throw new InvalidOperationException("repository root not found"),
+            WorkingDirectory = HybridServing.Contracts.Resources.CrdGenerator.FindRepositoryRoot(AppContext.BaseDirectory) ?? throw new InvalidOperationException("repository root not found"),
         };
         // The CRD as committed in k8s/ (generated from Contracts): it gives the server lora's short name and printer columns.
         await kubectl.RunAsync("apply", "-f", "k8s/crds/");

@@ -1,3 +1,4 @@
+using HybridServing.Contracts.Resources;
 using HybridServing.ControlPlane.Resources;
 using k8s;
 using k8s.Models;

@@ -2,14 +2,14 @@ using System.Collections;
 using System.Reflection;
 using System.Text.Json.Serialization;
 
-namespace HybridServing.ControlPlane.Resources;
+namespace HybridServing.Contracts.Resources;
 
 /// <summary>
 /// The JSON shape of a resource type, read by reflection from its <see cref="JsonPropertyNameAttribute"/>s.
 /// Shared by the CRD generator, the strict manifest reader (unknown fields) and the validator, so the
 /// three agree on what the schema is.
 /// </summary>
-internal static class ResourceSchema
+public static class ResourceSchema
 {
     public static IReadOnlyList<(string JsonName, PropertyInfo Property)> Properties(Type type) =>
         [.. type.GetProperties(BindingFlags.Public | BindingFlags.Instance)

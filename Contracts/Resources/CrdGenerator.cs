@@ -3,7 +3,7 @@ using HybridServing.Contracts.Resources;
 using k8s;
 using k8s.Models;
 
-namespace HybridServing.ControlPlane.Resources;
+namespace HybridServing.Contracts.Resources;
 
 /// <summary>
 /// Generates the LoraAdapter CustomResourceDefinition from the C# type (the source of truth): the
@@ -11,7 +11,7 @@ namespace HybridServing.ControlPlane.Resources;
 /// pattern, range, length, items, CEL rules), plus printer columns, the status subresource and the
 /// short name. A test compares the committed YAML with this output.
 /// </summary>
-internal static class CrdGenerator
+public static class CrdGenerator
 {
     public const string FileName = LoraAdapter.Plural + "." + LoraAdapter.Group + ".yaml";
 
