@@ -58,8 +58,10 @@ internal sealed class AspireStack : IAsyncDisposable
         deadline.CancelAfter(timeout);
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>([.. args], deadline.Token);
         builder.Configuration["Parameters:dev-api-key"] = ApiKey;
-        // The bench's console carries its own progress; Aspire's host logs only what goes wrong.
-        builder.Configuration["Logging:LogLevel:Default"] = "Warning";
+        // The bench's console carries its own progress: Aspire's host logs only errors, and not the
+        // health probes that fail while a resource starts (health is awaited below).
+        builder.Configuration["Logging:LogLevel:Default"] = "Error";
+        builder.Configuration["Logging:LogLevel:Microsoft.Extensions.Diagnostics.HealthChecks"] = "None";
         foreach (var (name, variables) in environment)
         {
             var resource = builder.Resources.OfType<IResourceWithEnvironment>().SingleOrDefault(r => r.Name == name)
