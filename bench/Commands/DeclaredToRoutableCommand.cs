@@ -4,12 +4,11 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Grpc.Net.Client;
-using HybridServing.AppHost;
 using HybridServing.Bench.Cli;
 using HybridServing.Bench.Hosting;
 using HybridServing.Bench.Load;
 using HybridServing.Bench.Results;
-using HybridServing.TestKit;
+using HybridServing.Hosting;
 using HybridServing.Contracts.ControlPlane;
 using HybridServing.Contracts.Peft;
 
@@ -19,8 +18,8 @@ namespace HybridServing.Bench.Commands;
 /// <c>declared-to-routable</c> (BENCHMARKS.md §3): the time from writing a new <c>LoraAdapter</c>
 /// manifest whose adapter sits on local disk (a warm cache) until the ControlPlane's routing table
 /// shows it LOADED on every engine it was placed on — what a gateway needs to route to it. The
-/// stack is the AppHost's own (<see cref="LocalStack"/>: MockEngines, sidecars, ControlPlane local
-/// home, Gateway, each a process). The baseline, in the same run, is the engine alone: a
+/// stack is the AppHost's own Aspire app model (<see cref="AspireStack"/>: MockEngines, sidecars,
+/// ControlPlane local home, Gateway, each a process). The baseline, in the same run, is the engine alone: a
 /// <c>/v1/load_lora_adapter</c> call straight to one MockEngine for an adapter of the same size.
 /// </summary>
 internal static class DeclaredToRoutableCommand
@@ -51,7 +50,7 @@ internal static class DeclaredToRoutableCommand
         var replicas = a.Int("--replicas", 2, 1, 32);
         if (replicas > engines) throw new BenchUsageException($"--replicas: {replicas} is more than --engines ({engines})");
         var rank = a.Int("--rank", 8, 1, 64);
-        var baseModel = a.String("--base-model", AppHostOptions.DefaultBaseModel);
+        var baseModel = a.String("--base-model", EnginePoolOptions.DefaultBaseModel);
         var timeout = a.Seconds("--timeout", 30, 1);
         var seed = a.Int("--seed", 1, 0);
         var resultsDir = a.String("--results", RepoPaths.DefaultResults);
@@ -71,22 +70,19 @@ internal static class DeclaredToRoutableCommand
                 PeftAdapterWriter.Write(Path.Combine(adapters, name), shape, rank, ["q_proj", "v_proj"], seed * 7919 + i);
             var size = Directory.GetFiles(Path.Combine(adapters, names[0])).Sum(f => new FileInfo(f).Length);
 
-            var ports = (Engines: Ports.GetFreeBlock(engines), SidecarsHttp: Ports.GetFreeBlock(engines), SidecarsGrpc: Ports.GetFreeBlock(engines));
-            var options = new AppHostOptions
-            {
-                ManifestsPath = manifests, AdapterRoots = [adapters], BaseModel = baseModel, Engines = engines,
-                EnginePortBase = ports.Engines, SidecarHttpPortBase = ports.SidecarsHttp, SidecarGrpcPortBase = ports.SidecarsGrpc,
-                GatewayPort = FreePorts.Get(), ControlPlanePort = FreePorts.Get(), ControlPlaneGrpcPort = FreePorts.Get(),
-                MaxLoras = 4, MaxCpuLoras = Math.Max(8, (sequential + burst) * replicas / engines + 4),
-                StateDirectory = Path.Combine(work, "state"),
-            };
-            Progress.Log($"starting the local stack: {engines} engines + sidecars, ControlPlane, Gateway (logs: {log})");
-            using var logWriter = new StreamWriter(log) { AutoFlush = true };
-            await using var stack = await LocalStack.StartAsync(options, (who, line) => { lock (logWriter) logWriter.WriteLine($"{who} | {line}"); }, CancellationToken.None);
+            const int maxLoras = 4;
+            var maxCpuLoras = Math.Max(8, (sequential + burst) * replicas / engines + 4);
+            Progress.Log($"starting the AppHost: {engines} engines + sidecars, ControlPlane, Gateway (logs: {log})");
+            await using var stack = await AspireStack.StartAsync([
+                    "--manifests", manifests, "--adapter-root", adapters, "--base-model", baseModel,
+                    "--engines", engines.ToString(CultureInfo.InvariantCulture), .. AspireStack.PortArgs(engines),
+                    "--max-loras", maxLoras.ToString(CultureInfo.InvariantCulture), "--max-cpu-loras", maxCpuLoras.ToString(CultureInfo.InvariantCulture),
+                    "--state-dir", Path.Combine(work, "state")],
+                new Dictionary<string, IReadOnlyDictionary<string, string>>(), log, TimeSpan.FromMinutes(3), CancellationToken.None);
 
             using var watcher = new RouteWatcher(stack.Endpoint("controlplane", "grpc"));
             var report = new BenchReport("declared-to-routable", a.Given);
-            report.Notes.Add($"{engines} MockEngines (max_loras {options.MaxLoras}, max_cpu_loras {options.MaxCpuLoras}), one sidecar each, ControlPlane local home, Gateway: each a process on {Environment.ProcessorCount} shared cores. Adapters rank {rank} for {baseModel}, {size / 1e6:0.0} MB each, on local disk; replicas {replicas}.");
+            report.Notes.Add($"{engines} MockEngines (max_loras {maxLoras}, max_cpu_loras {maxCpuLoras}), one sidecar each, ControlPlane local home, Gateway: each a process on {Environment.ProcessorCount} shared cores. Adapters rank {rank} for {baseModel}, {size / 1e6:0.0} MB each, on local disk; replicas {replicas}.");
             report.Notes.Add("Declared = the manifest file is renamed into the watched folder; routable = the routing table the ControlPlane streams to gateways (WatchRoutes) lists the adapter LOADED on all its target engines. Manifest detection is part of the figure (file-system watcher with a polling fallback).");
 
             Progress.Log($"sequential: {sequential} adapters, one at a time");

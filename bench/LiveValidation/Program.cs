@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using HybridServing.AppHost.Orchestration;
+using HybridServing.Bench.Hosting;
 using HybridServing.ClusterSimulator.Cluster;
 using OptionException = HybridServing.ClusterSimulator.Configuration.OptionException;
 using HybridServing.ClusterSimulator.Workload;
@@ -92,7 +92,7 @@ try
         }
     }
 }
-catch (ResourceFailedException e)
+catch (StackFailedException e)
 {
     Console.Error.WriteLine($"error: {e.Message}");
     foreach (var line in e.RecentOutput) Console.Error.WriteLine($"  {e.Resource} | {line}");
@@ -118,7 +118,7 @@ async Task<LiveStack> StartStackAsync(LivePolicy setup)
         {
             return await LiveStack.StartAsync(options, setup, maxLoraRank, adapterRoot, Path.GetFullPath(options.WorkDirectory), stopping.Token);
         }
-        catch (ResourceFailedException e) when (attempt < 3 && e.RecentOutput.Any(l => l.Contains("address already in use", StringComparison.OrdinalIgnoreCase)))
+        catch (StackFailedException e) when (attempt < 3 && e.RecentOutput.Any(l => l.Contains("address already in use", StringComparison.OrdinalIgnoreCase)))
         {
             Log($"{setup.Name}: {e.Resource} could not bind its port; starting the stack again on other ports");
         }

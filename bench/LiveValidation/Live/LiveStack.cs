@@ -3,39 +3,36 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Google.Protobuf;
-using HybridServing.AppHost;
-using HybridServing.AppHost.Orchestration;
-using HybridServing.AppHost.Topology;
+using HybridServing.Bench.Hosting;
 using HybridServing.Contracts.ControlPlane;
 using HybridServing.LiveValidation.Configuration;
 
 namespace HybridServing.LiveValidation.Live;
 
 /// <summary>
-/// The product as a developer runs it: the AppHost's own topology and orchestrator start M
-/// MockEngines, one EngineSidecar each, the ControlPlane (local home, watching a manifests folder)
-/// and the Gateway, each a process built in this configuration. On top of the AppHost's wiring it
-/// sets only configuration the product exposes: the engines' time scale and rank limit, the
-/// picker, demand reporting and the control plane's timing (virtual intervals ÷ time scale).
+/// The product as a developer runs it: the AppHost's own Aspire app model (<see cref="AspireStack"/>)
+/// starts M MockEngines, one EngineSidecar each, the ControlPlane (local home, watching a manifests
+/// folder) and the Gateway, each a process built in this configuration. On top of the AppHost's
+/// wiring it sets only configuration the product exposes: the engines' time scale and rank limit
+/// (AppHost --engine-arg), the picker, demand reporting and the control plane's timing (virtual
+/// intervals ÷ time scale) as environment on the named resources.
 /// </summary>
 internal sealed class LiveStack : IAsyncDisposable
 {
     private static readonly JsonParser RoutesParser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
 
-    private readonly Orchestrator _orchestrator;
-    private readonly StreamWriter _log;
+    private readonly AspireStack _stack;
 
-    private LiveStack(Orchestrator orchestrator, StreamWriter log, Uri gateway, Uri controlPlane)
+    private LiveStack(AspireStack stack)
     {
-        _orchestrator = orchestrator;
-        _log = log;
-        Gateway = gateway;
-        ControlPlane = controlPlane;
+        _stack = stack;
+        Gateway = stack.Endpoint("gateway");
+        ControlPlane = stack.Endpoint("controlplane");
     }
 
     public Uri Gateway { get; }
     public Uri ControlPlane { get; }
-    public static string ApiKey => LocalStack.DevApiKey;
+    public static string ApiKey => AspireStack.ApiKey;
 
     public static async Task<LiveStack> StartAsync(ValidationOptions o, LivePolicy policy, int maxLoraRank, string adapterRoot, string workDirectory,
         CancellationToken cancellationToken)
@@ -47,46 +44,18 @@ internal sealed class LiveStack : IAsyncDisposable
         var state = Path.Combine(workDirectory, "state");
         if (Directory.Exists(state)) Directory.Delete(state, recursive: true);
 
-        var m = o.Engines;
-        var first = HybridServing.TestKit.Ports.GetFreeBlock(3 * m + 3);
-        var appHost = new AppHostOptions
-        {
-            ManifestsPath = manifests,
-            AdapterRoots = [adapterRoot],
-            Engines = m,
-            EnginePortBase = first,
-            SidecarHttpPortBase = first + m,
-            SidecarGrpcPortBase = first + 2 * m,
-            ControlPlanePort = first + 3 * m,
-            ControlPlaneGrpcPort = first + 3 * m + 1,
-            GatewayPort = first + 3 * m + 2,
-            MaxLoras = o.MaxLoras,
-            MaxCpuLoras = o.MaxCpuLoras,
-            StateDirectory = state,
-            StartTimeout = TimeSpan.FromSeconds(120),
-        };
-        var resources = LocalTopology.Build(appHost, manifests, [adapterRoot], state, LocalStack.DevApiKey)
-            .Select(r => Configure(r, o, policy, maxLoraRank)).ToList();
-
-        var log = new StreamWriter(Path.Combine(workDirectory, $"stack-{policy.Name}.log")) { AutoFlush = true };
-        var orchestrator = new Orchestrator(ServiceBinaries.FindRepositoryRoot(), (who, line) => { lock (log) log.WriteLine($"{who} | {line}"); },
-            appHost.StartTimeout);
-        var stack = new LiveStack(orchestrator, log, new Uri($"http://{appHost.Host}:{appHost.GatewayPort}/"),
-            new Uri($"http://{appHost.Host}:{appHost.ControlPlanePort}/"));
-        try
-        {
-            await orchestrator.StartAsync(resources, cancellationToken);
-            return stack;
-        }
-        catch
-        {
-            await stack.DisposeAsync();
-            throw;
-        }
+        string[] args = [
+            "--manifests", manifests, "--adapter-root", adapterRoot, "--engines", Invariant(o.Engines), .. AspireStack.PortArgs(o.Engines),
+            "--max-loras", Invariant(o.MaxLoras), "--max-cpu-loras", Invariant(o.MaxCpuLoras), "--state-dir", state,
+            $"--engine-arg=--max-lora-rank", $"--engine-arg={Invariant(maxLoraRank)}",
+            $"--engine-arg=--mock-time-scale", $"--engine-arg={Invariant(o.TimeScale)}"];
+        var stack = await AspireStack.StartAsync(args, Environment(o, policy, maxLoraRank), Path.Combine(workDirectory, $"stack-{policy.Name}.log"),
+            TimeSpan.FromSeconds(120), cancellationToken);
+        return new LiveStack(stack);
     }
 
-    /// <summary>Completes with a reason when a component exits on its own (the run is then void).</summary>
-    public Task WatchAsync(CancellationToken cancellationToken) => _orchestrator.WatchAsync(cancellationToken);
+    /// <summary>Throws <see cref="StackFailedException"/> when a component exits on its own (the run is then void).</summary>
+    public Task WatchAsync(CancellationToken cancellationToken) => _stack.WatchAsync(cancellationToken);
 
     /// <summary>
     /// Waits until the control plane's routing table has every adapter LOADED on at least
@@ -154,44 +123,46 @@ internal sealed class LiveStack : IAsyncDisposable
         return [.. doc.RootElement.GetProperty("data").EnumerateArray().Select(m => m.GetProperty("id").GetString()!)];
     }
 
-    private static ResourceDefinition Configure(ResourceDefinition r, ValidationOptions o, LivePolicy policy, int maxLoraRank)
+    /// <summary>Resource name → the product configuration this policy and time scale need on it.</summary>
+    private static Dictionary<string, IReadOnlyDictionary<string, string>> Environment(ValidationOptions o, LivePolicy policy, int maxLoraRank)
     {
-        var env = new Dictionary<string, string>(r.Environment)
+        // Per-request logs at this rate cost CPU the 2-core machine needs for serving.
+        const string quiet = "Logging__LogLevel__Default";
+        var env = new Dictionary<string, IReadOnlyDictionary<string, string>>(StringComparer.Ordinal);
+        var controlPlane = new Dictionary<string, string>
         {
-            // Per-request logs at this rate cost CPU the 2-core machine needs for serving.
-            ["Logging__LogLevel__Default"] = "Warning",
-        };
-        var args = r.Arguments.ToList();
-        var name = r.Name;
-        if (name.StartsWith("engine-", StringComparison.Ordinal))
-        {
-            args.AddRange(["--max-lora-rank", Invariant(maxLoraRank), "--mock-time-scale", Invariant(o.TimeScale)]);
-        }
-        else if (name.StartsWith("sidecar-", StringComparison.Ordinal))
-        {
-            env["Sidecar__MaxLoraRank"] = Invariant(maxLoraRank);
-            env["Sidecar__MaxCpuLoras"] = Invariant(policy.ReportedMaxCpuLoras);
-        }
-        else if (name == LocalTopology.ControlPlaneName)
-        {
-            for (var i = 0; i < o.Engines; i++) env[$"ControlPlane__Engines__{i}__Labels__{LivePolicy.EngineLabel}"] = LocalTopology.EngineName(i);
+            [quiet] = "Warning",
             // The control plane sees wall-clock rates: a virtual rate × the time scale.
-            env["ControlPlane__RatePerReplica"] = Invariant(o.RatePerReplica * o.TimeScale);
-            env["ControlPlane__DemandWindow"] = o.Wall(o.DemandWindow).ToString("c", CultureInfo.InvariantCulture);
-            env["ControlPlane__ResyncInterval"] = o.Wall(o.ControlInterval).ToString("c", CultureInfo.InvariantCulture);
+            ["ControlPlane__RatePerReplica"] = Invariant(o.RatePerReplica * o.TimeScale),
+            ["ControlPlane__DemandWindow"] = o.Wall(o.DemandWindow).ToString("c", CultureInfo.InvariantCulture),
+            ["ControlPlane__ResyncInterval"] = o.Wall(o.ControlInterval).ToString("c", CultureInfo.InvariantCulture),
             // The simulator keeps an overflow grant for the product's GrantTtl in virtual seconds.
-            env["ControlPlane__Overflow__GrantTtl"] = o.Wall(SimulatorDefaults.OverflowGrantTtl).ToString("c", CultureInfo.InvariantCulture);
-        }
-        else if (name == LocalTopology.GatewayName)
+            ["ControlPlane__Overflow__GrantTtl"] = o.Wall(SimulatorDefaults.OverflowGrantTtl).ToString("c", CultureInfo.InvariantCulture),
+        };
+        for (var i = 0; i < o.Engines; i++)
         {
-            env["Gateway__Picking__Policy"] = policy.Picker;
-            if (!policy.Overflow) env["Gateway__Picking__Overflow__Enabled"] = "false";
-            env["Gateway__Picking__Seed"] = Invariant(o.Seed);
-            env["Gateway__Load__ScrapeInterval"] = TimeSpan.FromSeconds(ValidationOptions.LiveScrapeSeconds).ToString("c", CultureInfo.InvariantCulture);
-            env["Gateway__Demand__ReportInterval"] = (policy.ReportsDemand ? o.Wall(o.ReportInterval) : TimeSpan.Zero).ToString("c", CultureInfo.InvariantCulture);
-            env["Gateway__Picking__Overflow__RefusalCooldown"] = o.Wall(SimulatorDefaults.OverflowRefusalCooldown).ToString("c", CultureInfo.InvariantCulture);
+            env[$"engine-{i}"] = new Dictionary<string, string> { [quiet] = "Warning" };
+            env[$"engine-{i}-sidecar"] = new Dictionary<string, string>
+            {
+                [quiet] = "Warning",
+                ["Sidecar__MaxLoraRank"] = Invariant(maxLoraRank),
+                ["Sidecar__MaxCpuLoras"] = Invariant(policy.ReportedMaxCpuLoras),
+            };
+            controlPlane[$"ControlPlane__Engines__{i}__Labels__{LivePolicy.EngineLabel}"] = $"engine-{i}";
         }
-        return r with { Arguments = args, Environment = env };
+        env["controlplane"] = controlPlane;
+        var gateway = new Dictionary<string, string>
+        {
+            [quiet] = "Warning",
+            ["Gateway__Picking__Policy"] = policy.Picker,
+            ["Gateway__Picking__Seed"] = Invariant(o.Seed),
+            ["Gateway__Load__ScrapeInterval"] = TimeSpan.FromSeconds(ValidationOptions.LiveScrapeSeconds).ToString("c", CultureInfo.InvariantCulture),
+            ["Gateway__Demand__ReportInterval"] = (policy.ReportsDemand ? o.Wall(o.ReportInterval) : TimeSpan.Zero).ToString("c", CultureInfo.InvariantCulture),
+            ["Gateway__Picking__Overflow__RefusalCooldown"] = o.Wall(SimulatorDefaults.OverflowRefusalCooldown).ToString("c", CultureInfo.InvariantCulture),
+        };
+        if (!policy.Overflow) gateway["Gateway__Picking__Overflow__Enabled"] = "false";
+        env["gateway"] = gateway;
+        return env;
     }
 
     /// <summary>What the simulator side runs with (product defaults, in virtual seconds).</summary>
@@ -199,9 +170,5 @@ internal sealed class LiveStack : IAsyncDisposable
 
     private static string Invariant(double x) => x.ToString(CultureInfo.InvariantCulture);
 
-    public async ValueTask DisposeAsync()
-    {
-        await _orchestrator.DisposeAsync();
-        await _log.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _stack.DisposeAsync();
 }
