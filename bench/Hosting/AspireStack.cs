@@ -56,7 +56,8 @@ internal sealed class AspireStack : IAsyncDisposable
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>([.. args], deadline.Token);
+        // The benchmarks measure a fixed pool: no Autoscaler putting idle engines to sleep between phases.
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>([.. args, "--no-autoscaler"], deadline.Token);
         builder.Configuration["Parameters:dev-api-key"] = ApiKey;
         // The bench's console carries its own progress: Aspire's host logs only errors, and not the
         // health probes that fail while a resource starts (health is awaited below).
