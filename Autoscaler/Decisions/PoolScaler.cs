@@ -64,6 +64,13 @@ public sealed class PoolScaler(PoolPolicy policy)
             want = Math.Max(want, 1);
             reason = ScaleReasons.ScaleFromZero;
         }
+        else if (s.HeldRequests > 0 && want <= engines)
+        {
+            // The gateway holds a request only when every engine that could serve it sleeps: however idle
+            // the awake engines are, they cannot take it (activator).
+            want = engines + 1;
+            reason = ScaleReasons.HeldRequests;
+        }
         if (policy.LoraAware && s.Lora.SlotBound && want <= engines)
         {
             want = engines + 1;

@@ -19,6 +19,8 @@ public static class ScaleReasons
     public const string LoraSlotBound = "LoraSlotBound";
     /// <summary>The pool had no engine and a request is waiting or held (activator).</summary>
     public const string ScaleFromZero = "ScaleFromZero";
+    /// <summary>The gateway holds requests whose every engine sleeps: one more engine wakes, whatever the load on the others.</summary>
+    public const string HeldRequests = "HeldRequests";
     /// <summary>A lower count is wanted but the cooldown, the stabilization window or the zero grace holds it.</summary>
     public const string ScaleDownHeld = "ScaleDownHeld";
     /// <summary>The pool has been idle for the grace period and its minimum is zero.</summary>

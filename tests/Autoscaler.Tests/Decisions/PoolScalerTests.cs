@@ -153,6 +153,16 @@ public sealed class PoolScalerTests
     }
 
     [Fact]
+    public void A_held_request_wakes_one_more_engine_however_idle_the_awake_ones_are()
+    {
+        // One engine awake and idle; the gateway holds a request whose adapter only sleeping engines hold.
+        var scaler = new PoolScaler(Policy(p => p with { MinEngines = 1, MaxEngines = 3 }));
+        var decision = Run(scaler, () => Load(1, running: 0, held: 1), TimeSpan.FromSeconds(4));
+        Assert.Equal(2, decision.Desired);
+        Assert.Equal(ScaleReasons.HeldRequests, decision.Reason);
+    }
+
+    [Fact]
     public void A_request_resets_the_idle_grace()
     {
         var scaler = new PoolScaler(Policy(p => p with
