@@ -293,6 +293,8 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
         _fingerprint = hash;
         foreach (var p in problems) LogProblem(_logger, p.Origin, p.Message);
         LogSnapshot(_logger, declared.Count, engines.Count, deletingNow.Count);
+        // Engines coming or going decide whether a deleting object can go (no engine left to hold it).
+        if (deletingNow.Count > 0) WakeWriter();
         Changed?.Invoke();
     }
 
@@ -427,7 +429,10 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
                     await Attempt("delete:" + key, () => AnnounceDeletingAsync(key, waiting, ct));
                     state.Announced = true;
                 }
-                if (!state.Reconciled || waiting.Count > 0) continue;
+                // With no engine pod left and nothing resident, no engine can hold its adapters: it goes without
+                // waiting for a reconcile pass (an uninstall deletes the engines and the objects together).
+                var enginesGone = _current.Engines.Count == 0 && resident.Count == 0;
+                if ((!state.Reconciled && !enginesGone) || waiting.Count > 0) continue;
                 await Attempt("delete:" + key, async () =>
                 {
                     await SetFinalizerAsync(key, add: false, ct);

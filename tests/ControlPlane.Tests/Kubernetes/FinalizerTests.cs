@@ -83,6 +83,7 @@ public sealed class FinalizerTests
         await using var server = await KubeApiServer.StartAsync();
         using var client = server.CreateClient();
         server.Seed(Adapter("sql"));
+        server.Seed(EnginePod("vllm-0")); // an engine could still be given the adapter until the reconciler acted
         await using var home = Home(server);
         await home.StartAsync(CancellationToken.None);
         await WaitUntilAsync(() => HasFinalizer(server, "sql"), "finalizer added");
@@ -90,7 +91,7 @@ public sealed class FinalizerTests
         await DeleteAsync(client, "sql");
         await WaitUntilAsync(() => home.Current.Adapters.Count == 0, "gone from the picture");
         await Task.Delay(200);
-        // Nothing resident, but the reconciler has not yet acted on the deletion.
+        // Nothing resident, but an engine exists and the reconciler has not yet acted on the deletion.
         Assert.True(HasFinalizer(server, "sql"));
         await home.WriteStatusAsync([], CancellationToken.None);
         await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql") is null, "removed after the pass");
@@ -116,5 +117,36 @@ public sealed class FinalizerTests
         await WaitUntilAsync(() => home.Current.Adapters.Count == 1, "gone from the picture");
         await home.WriteStatusAsync([WithStatus(declared["heir"], Status(LoraAdapterPhases.Ready, "shared"))], CancellationToken.None);
         await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "old") is null, "removed although 'shared' stays loaded for the heir");
+    }
+
+    [Fact]
+    public async Task Objects_whose_engines_are_gone_lose_the_finalizer_without_a_reconcile_pass()
+    {
+        // An uninstall (`kubectl delete -k k8s/`) deletes the engine pool and the LoraAdapters together, and
+        // the reconciler may never run another pass: nothing may be left waiting for engines that are gone.
+        await using var server = await KubeApiServer.StartAsync();
+        using var client = server.CreateClient();
+        server.Seed(Adapter("sql"));
+        server.Seed(Adapter("chat"));
+        server.Seed(EnginePod("vllm-0"));
+        var residency = new FakeResidency();
+        await using var home = Home(server, residency: residency);
+        await home.StartAsync(CancellationToken.None);
+        await WaitUntilAsync(() => HasFinalizer(server, "sql") && HasFinalizer(server, "chat") && home.Current.Engines.Count == 1, "finalizers added, engine seen");
+        var declared = home.Current.Adapters.ToDictionary(d => d.Resource.Metadata.Name, d => d.Resource);
+        await home.WriteStatusAsync([WithStatus(declared["sql"], Status(LoraAdapterPhases.Ready, "sql-v1")), WithStatus(declared["chat"], Status(LoraAdapterPhases.Ready, "chat-v1"))], CancellationToken.None);
+        await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql")!.Status?.Phase == LoraAdapterPhases.Ready, "statuses written");
+        residency.Set("sql-v1", "chat-v1");
+
+        await DeleteAsync(client, "sql");
+        await DeleteAsync(client, "chat");
+        await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql")?.Status?.Phase == LoraAdapterPhases.Deleting, "status says Deleting");
+        await Task.Delay(200);
+        Assert.True(HasFinalizer(server, "sql")); // the engine still holds them
+
+        // The engine pool goes (its sidecar's state leaves with it).
+        await client.CoreV1.DeleteNamespacedPodAsync("vllm-0", Ns, new k8s.Models.V1DeleteOptions { GracePeriodSeconds = 0 });
+        residency.Set();
+        await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "sql") is null && server.Get<LoraAdapter>(Ns, "chat") is null, "both gone with no engine left");
     }
 }
