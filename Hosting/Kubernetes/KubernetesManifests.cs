@@ -172,21 +172,8 @@ public static class KubernetesManifests
         };
         return
         [
-            new V1Deployment
-            {
-                ApiVersion = "apps/v1", Kind = "Deployment", Metadata = Meta(name, o.Namespace, "controlplane"),
-                Spec = new V1DeploymentSpec
-                {
-                    // Two replicas: one leads through the Lease, the other stands by.
-                    Replicas = 2,
-                    Selector = new V1LabelSelector { MatchLabels = Selector("controlplane") },
-                    Template = new V1PodTemplateSpec
-                    {
-                        Metadata = new V1ObjectMeta { Labels = Selector("controlplane") },
-                        Spec = new V1PodSpec { ServiceAccountName = name, Containers = [container] },
-                    },
-                },
-            },
+            // Two replicas: one leads through the Lease, the other stands by.
+            SingleContainerDeployment(name, o.Namespace, "controlplane", replicas: 2, container),
             new V1Service
             {
                 ApiVersion = "v1", Kind = "Service", Metadata = Meta(name, o.Namespace, "controlplane"),
@@ -416,22 +403,24 @@ public static class KubernetesManifests
                 RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "Role", Name = name },
                 Subjects = [new Rbacv1Subject { Kind = "ServiceAccount", Name = name, NamespaceProperty = o.Namespace }],
             },
-            new V1Deployment
-            {
-                ApiVersion = "apps/v1", Kind = "Deployment", Metadata = Meta(name, o.Namespace, "autoscaler"),
-                Spec = new V1DeploymentSpec
-                {
-                    Replicas = 1,
-                    Selector = new V1LabelSelector { MatchLabels = Selector("autoscaler") },
-                    Template = new V1PodTemplateSpec
-                    {
-                        Metadata = new V1ObjectMeta { Labels = Selector("autoscaler") },
-                        Spec = new V1PodSpec { ServiceAccountName = name, Containers = [container] },
-                    },
-                },
-            },
+            SingleContainerDeployment(name, o.Namespace, "autoscaler", replicas: 1, container),
         ];
     }
+
+    private static V1Deployment SingleContainerDeployment(string name, string ns, string component, int replicas, V1Container container) => new()
+    {
+        ApiVersion = "apps/v1", Kind = "Deployment", Metadata = Meta(name, ns, component),
+        Spec = new V1DeploymentSpec
+        {
+            Replicas = replicas,
+            Selector = new V1LabelSelector { MatchLabels = Selector(component) },
+            Template = new V1PodTemplateSpec
+            {
+                Metadata = new V1ObjectMeta { Labels = Selector(component) },
+                Spec = new V1PodSpec { ServiceAccountName = name, Containers = [container] },
+            },
+        },
+    };
 
     private static V1SecurityContext Restricted() => new()
     {
