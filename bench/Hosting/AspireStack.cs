@@ -75,7 +75,7 @@ internal sealed class AspireStack : IAsyncDisposable
         var stack = new AspireStack(app, new StreamWriter(logPath) { AutoFlush = true });
         try
         {
-            stack.FollowLogs(names);
+            stack.FollowLogs();
             await app.StartAsync(deadline.Token);
             foreach (var name in names)
             {
@@ -118,29 +118,40 @@ internal sealed class AspireStack : IAsyncDisposable
         }
     }
 
-    private void FollowLogs(IEnumerable<string> names)
+    /// <summary>Streams each resource's console lines (keyed by its DCP instance id, learnt from the notifications) to the log file.</summary>
+    private void FollowLogs()
     {
         var logger = _app.Services.GetRequiredService<ResourceLoggerService>();
-        foreach (var name in names)
+        var followed = new HashSet<string>(StringComparer.Ordinal);
+        lock (_followers) _followers.Add(Task.Run(async () =>
         {
-            var recent = _recent.GetOrAdd(name, _ => new ConcurrentQueue<string>());
-            _followers.Add(Task.Run(async () =>
+            try
             {
-                try
+                await foreach (var e in _app.ResourceNotifications.WatchAsync(_stop.Token))
                 {
-                    await foreach (var batch in logger.WatchAsync(name).WithCancellation(_stop.Token))
+                    if (e.Resource is not ProjectResource || !followed.Add(e.ResourceId)) continue;
+                    var name = e.Resource.Name;
+                    var recent = _recent.GetOrAdd(name, _ => new ConcurrentQueue<string>());
+                    lock (_followers) _followers.Add(Task.Run(async () =>
                     {
-                        foreach (var line in batch)
+                        try
                         {
-                            lock (_log) _log.WriteLine($"{name} | {line.Content}");
-                            recent.Enqueue(line.Content);
-                            while (recent.Count > 20) recent.TryDequeue(out _);
+                            await foreach (var batch in logger.WatchAsync(e.ResourceId).WithCancellation(_stop.Token))
+                            {
+                                foreach (var line in batch)
+                                {
+                                    lock (_log) _log.WriteLine($"{name} | {line.Content}");
+                                    recent.Enqueue(line.Content);
+                                    while (recent.Count > 20) recent.TryDequeue(out _);
+                                }
+                            }
                         }
-                    }
+                        catch (OperationCanceledException) { }
+                    }));
                 }
-                catch (OperationCanceledException) { }
-            }));
-        }
+            }
+            catch (OperationCanceledException) { }
+        }));
     }
 
     private StackFailedException Failed(string resource, string problem) =>
@@ -153,7 +164,9 @@ internal sealed class AspireStack : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         await _stop.CancelAsync();
-        await Task.WhenAll(_followers);
+        Task[] followers;
+        lock (_followers) followers = [.. _followers];
+        await Task.WhenAll(followers);
         _stop.Dispose();
         lock (_log) _log.Dispose();
     }
