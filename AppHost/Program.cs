@@ -54,7 +54,8 @@ var controlPlane = builder.AddHybridServingControlPlane<Projects.ControlPlane>("
     .WithEnginePool(pool);
 
 // The local development tenant: one key for the "default" namespace (override with Parameters:dev-api-key).
-var devApiKey = builder.AddParameter("dev-api-key", "dev-key", secret: true);
+// Read when the app starts, so configuration set after the app model is built (tests, benches) applies.
+var devApiKey = builder.AddParameter("dev-api-key", () => builder.Configuration["Parameters:dev-api-key"] ?? "dev-key", secret: true);
 var gateway = builder.AddHybridServingGateway<Projects.Gateway>("gateway", options.GatewayPort, options.Host)
     .WithControlPlane(controlPlane)
     .WithTenant("dev", devApiKey, "default");

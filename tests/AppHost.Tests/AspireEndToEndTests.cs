@@ -20,6 +20,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
 {
     private const string EngineHeader = "x-hybridserving-engine";
     private const string DashboardApiKey = "e2e-dashboard-key";
+    private const string ApiKey = "e2e-tenant-key";
     private readonly TempDirectory _dir = new("e2e");
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private DistributedApplication? _app;
@@ -114,6 +115,8 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
             new DistributedApplicationTestingBuilderOptions { EnableDashboard = true }, args, timeout.Token);
         appHost.Configuration["AppHost:DashboardApiKey"] = DashboardApiKey;
+        // The development tenant's key is the Aspire parameter dev-api-key (default dev-key).
+        appHost.Configuration["Parameters:dev-api-key"] = ApiKey;
         _app = await appHost.BuildAsync(timeout.Token);
         await _app.StartAsync(timeout.Token);
         foreach (var name in new[] { "engine-0", "engine-1", "engine-0-sidecar", "engine-1-sidecar", "controlplane", "gateway", "autoscaler" })
@@ -264,7 +267,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
     private async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri uri, object? body, CancellationToken cancellationToken)
     {
         var request = new HttpRequestMessage(method, uri);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "dev-key");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", ApiKey);
         if (body is not null)
             request.Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
         return await _http.SendAsync(request, cancellationToken);
