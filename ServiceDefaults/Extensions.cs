@@ -60,6 +60,7 @@ public static class ServiceDefaultsExtensions
                 .AddRuntimeInstrumentation()
                 .AddMeter("HybridServing.*"))
             .WithTracing(tracing => tracing
+                .SetSampler(TraceSampler(builder.Configuration))
                 .AddSource(builder.Environment.ApplicationName)
                 .AddSource("HybridServing.*")
                 .AddAspNetCoreInstrumentation(o =>
@@ -73,6 +74,23 @@ public static class ServiceDefaultsExtensions
         if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
             builder.Services.AddOpenTelemetry().UseOtlpExporter();
         return builder;
+    }
+
+    /// <summary>
+    /// Spans are recorded only when something exports them: without <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> nothing
+    /// reads them, and creating a server span, a client span and their tags per proxied request was a visible
+    /// part of the gateway's CPU per request. With an exporter: a request that arrives with a sampled parent
+    /// is always recorded (traces across services stay whole); a new trace is recorded with probability
+    /// <c>OTEL_TRACES_SAMPLER_ARG</c> (0..1, default 1: every request, as before).
+    /// </summary>
+    internal static Sampler TraceSampler(Microsoft.Extensions.Configuration.IConfiguration configuration)
+    {
+        if (string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) return new AlwaysOffSampler();
+        var text = configuration["OTEL_TRACES_SAMPLER_ARG"];
+        if (string.IsNullOrWhiteSpace(text)) return new ParentBasedSampler(new AlwaysOnSampler());
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio) || ratio is < 0 or > 1)
+            throw new InvalidOperationException($"OTEL_TRACES_SAMPLER_ARG: '{text}' is not a sampling ratio between 0 and 1.");
+        return new ParentBasedSampler(new TraceIdRatioBasedSampler(ratio));
     }
 
     public static TBuilder AddDefaultHealthChecks<TBuilder>(this TBuilder builder)
@@ -99,7 +117,13 @@ public static class ServiceDefaultsExtensions
             // prometheus-net attaches its adapters lazily, at the first collection; collect once now
             // so requests served before Prometheus first scrapes are counted too.
             Metrics.DefaultRegistry.CollectAndExportAsTextAsync(Stream.Null).GetAwaiter().GetResult();
-            app.UseHttpMetrics();
+            // Exemplars (a trace id on each observation) only mean something when traces are exported.
+            var exemplars = !string.IsNullOrWhiteSpace(app.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+            app.UseHttpMetrics(o =>
+            {
+                o.RequestCount.ExemplarPredicate = _ => exemplars;
+                o.RequestDuration.ExemplarPredicate = _ => exemplars;
+            });
             app.MapMetrics(MetricsEndpointPath);
         }
         return app;

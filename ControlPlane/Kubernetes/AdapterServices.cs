@@ -239,10 +239,12 @@ internal sealed partial class AdapterServices(KubeApi api, KubernetesHomeOptions
 
     /// <summary>
     /// Brings the cluster's adapter Services and EndpointSlices in line with the stored statuses. Lists what exists
-    /// only when the desired state changed or a resync interval passed; returns when to try again after a failure.
+    /// only when the desired state changed or a resync interval passed; returns when to try again after a failure, or
+    /// at once when it stopped before a write because <paramref name="yieldTo"/> said higher-priority writes (statuses,
+    /// finalizers) are waiting: Services share the mutation budget and must not hold them up for thousands of writes.
     /// </summary>
     public async Task<DateTimeOffset?> SyncAsync(IReadOnlyDictionary<string, JsonElement> adapterObjects, IReadOnlyDictionary<string, JsonElement> podObjects,
-        Func<bool> isLeader, CancellationToken ct)
+        Func<bool> isLeader, Func<bool> yieldTo, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         if (_failures > 0 && now < _notBefore) return _notBefore;
@@ -251,8 +253,7 @@ internal sealed partial class AdapterServices(KubeApi api, KubernetesHomeOptions
         if (fingerprint == _applied && now - _appliedAt < options.ResyncInterval) return null;
         try
         {
-            await ApplyAsync(desired, isLeader, ct);
-            if (!isLeader()) return null;
+            if (!await ApplyAsync(desired, isLeader, yieldTo, ct)) return isLeader() ? time.GetUtcNow() : null;
             _applied = fingerprint;
             _appliedAt = now;
             _failures = 0;
@@ -286,7 +287,8 @@ internal sealed partial class AdapterServices(KubeApi api, KubernetesHomeOptions
         return list;
     }
 
-    private async Task ApplyAsync(IReadOnlyList<DesiredAdapterService> desired, Func<bool> isLeader, CancellationToken ct)
+    /// <summary>False when it stopped early (leadership lost, or higher-priority writes waiting).</summary>
+    private async Task<bool> ApplyAsync(IReadOnlyList<DesiredAdapterService> desired, Func<bool> isLeader, Func<bool> yieldTo, CancellationToken ct)
     {
         var services = await ListAllAsync("api/v1/services", $"{ManagedByLabel}={ManagedByValue},{AdapterLabel}", ct);
         var slices = await ListAllAsync("apis/discovery.k8s.io/v1/endpointslices", $"{SliceManagedByLabel}={SliceManagedByValue}", ct);
@@ -294,7 +296,7 @@ internal sealed partial class AdapterServices(KubeApi api, KubernetesHomeOptions
 
         foreach (var d in desired)
         {
-            if (!isLeader()) return;
+            if (!isLeader() || yieldTo()) return false;
             var key = $"{d.Namespace}/{d.ServiceName}";
             if (await EnsureAsync(ServicePath(d.Namespace), d.ServiceName, ServiceObject(d), services.TryGetValue(key, out var s) ? s : null, merge: true, ct) is not { } service)
                 continue;
@@ -303,17 +305,18 @@ internal sealed partial class AdapterServices(KubeApi api, KubernetesHomeOptions
         }
         foreach (var (key, _) in slices.Where(kv => !wanted.Contains(kv.Key)).OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            if (!isLeader()) return;
+            if (!isLeader() || yieldTo()) return false;
             var (ns, name) = Split(key);
             await DeleteAsync(SlicePath(ns) + "/" + name, ct);
         }
         foreach (var (key, _) in services.Where(kv => !wanted.Contains(kv.Key)).OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            if (!isLeader()) return;
+            if (!isLeader() || yieldTo()) return false;
             var (ns, name) = Split(key);
             await DeleteAsync(ServicePath(ns) + "/" + name, ct);
             LogRemoved(logger, key);
         }
+        return true;
     }
 
     private static string ServicePath(string ns) => $"api/v1/namespaces/{ns}/services";

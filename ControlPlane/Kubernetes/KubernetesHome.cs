@@ -402,16 +402,51 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
             return false;
         }
 
-        // 1. Finalizers on live objects (so that a deletion always waits for the unload).
+        // Statuses the reconciler recorded are written only where they differ from what the cluster holds; after a
+        // start or a new leadership, only once the sidecars have all reported (no half picture).
+        bool settled, askAgain = false;
+        lock (_gate)
+        {
+            if (!_settled && _droppedWhileUnsettled)
+            {
+                // Passes were dropped while the picture was half. Once it is whole (or we waited long enough),
+                // ask for a fresh pass rather than wait for the reconciler's resync; that pass reads Current,
+                // which notes that it started with every sidecar reported, and is recorded.
+                var timedOut = now - _settleSince >= _options.StatusSettleTimeout;
+                if (timedOut) _settled = true;
+                if (timedOut || _residency.Settled(_current.Engines))
+                {
+                    askAgain = true;
+                    _droppedWhileUnsettled = false;
+                }
+            }
+            settled = _settled;
+        }
+        if (askAgain) Changed?.Invoke();
+        if (!settled)
+        {
+            var deadline = _settleSince + _options.StatusSettleTimeout;
+            if (nextRetry is null || deadline < nextRetry) nextRetry = deadline;
+        }
+        // 1. Statuses that change what a user sees first — an object's first status, or a new phase (Ready,
+        //    Degraded, ...): with many new objects the budget would otherwise go to finalizers first, and every
+        //    object would wait for all the others' finalizers before it could say Ready.
+        await WriteStatusesAsync(urgent: true);
+        if (!_leadership.IsLeader) return null;
+
+        // 2. Finalizers on live objects (so that a deletion always waits for the unload). Until an object has its
+        //    finalizer, deleting it still unloads its adapters (the informer's DELETED event); it just does not wait.
         foreach (var (key, obj) in _adapters.Objects)
         {
             if (!_leadership.IsLeader) return null;
             if (obj.GetProperty("metadata").TryGetProperty("deletionTimestamp", out var dt) && dt.ValueKind == JsonValueKind.String) continue;
             if (HasFinalizer(obj) || !Due("finalizer:" + key)) continue;
+            // Statuses that became urgent meanwhile (objects just placed) go before the next finalizer.
+            await WriteStatusesAsync(urgent: true);
             await Attempt("finalizer:" + key, () => SetFinalizerAsync(key, add: true, ct));
         }
 
-        // 2. Deleting objects: say so in status, then let them go once unloaded.
+        // 3. Deleting objects: say so in status, then let them go once unloaded.
         List<(string Key, DeletionState State)> deleting;
         lock (_gate) deleting = [.. _deleting.Select(kv => (kv.Key, kv.Value))];
         if (deleting.Count > 0)
@@ -443,65 +478,46 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
             }
         }
 
-        // 3. Statuses the reconciler recorded, only where they differ from what the cluster holds; after a
-        //    start or a new leadership, only once the sidecars have all reported (no half picture).
-        List<string> pending;
-        bool settled, askAgain = false;
-        lock (_gate)
-        {
-            if (!_settled && _droppedWhileUnsettled)
-            {
-                // Passes were dropped while the picture was half. Once it is whole (or we waited long enough),
-                // ask for a fresh pass rather than wait for the reconciler's resync; that pass reads Current,
-                // which notes that it started with every sidecar reported, and is recorded.
-                var timedOut = now - _settleSince >= _options.StatusSettleTimeout;
-                if (timedOut) _settled = true;
-                if (timedOut || _residency.Settled(_current.Engines))
-                {
-                    askAgain = true;
-                    _droppedWhileUnsettled = false;
-                }
-            }
-            settled = _settled;
-            pending = [.. _pendingStatus.Keys.Order(StringComparer.Ordinal)];
-        }
-        if (askAgain) Changed?.Invoke();
-        if (!settled)
-        {
-            var deadline = _settleSince + _options.StatusSettleTimeout;
-            if (nextRetry is null || deadline < nextRetry) nextRetry = deadline;
-        }
-        foreach (var key in pending)
-        {
-            if (!_leadership.IsLeader) return null;
-            if (!Due("status:" + key)) continue;
-            // The newest status for the object, not the one pending when the pass began: writes are
-            // rate-limited, and a pass over many objects would otherwise write statuses already superseded.
-            LoraAdapterStatus? status;
-            lock (_gate) status = _pendingStatus.GetValueOrDefault(key);
-            if (status is null) continue;
-            await Attempt("status:" + key, async () =>
-            {
-                await WriteStatusAsync(key, status, ct);
-                lock (_gate)
-                {
-                    // Done unless a newer status arrived meanwhile.
-                    if (_pendingStatus.TryGetValue(key, out var latest) && ReferenceEquals(latest, status)) _pendingStatus.Remove(key);
-                }
-            });
-        }
+        // 4. Every other status change (conditions, counts, assignments within the same phase).
+        await WriteStatusesAsync(urgent: false);
+        if (!_leadership.IsLeader) return null;
 
-        // 4. Adapter Services + EndpointSlices (opt-in), from the statuses as stored: what the cluster says is loaded where.
+        // 5. Adapter Services + EndpointSlices (opt-in), from the statuses as stored: what the cluster says is loaded where.
         if (_services is not null && _leadership.IsLeader
-            && await _services.SyncAsync(_adapters.Objects, _pods.Objects, () => _leadership.IsLeader, ct) is { } servicesRetry
+            && await _services.SyncAsync(_adapters.Objects, _pods.Objects, () => _leadership.IsLeader, StatusOrFinalizerDue, ct) is { } servicesRetry
             && (nextRetry is null || servicesRetry < nextRetry))
             nextRetry = servicesRetry;
 
-        // 5. Events, with whatever budget is left.
+        // 6. Events, with whatever budget is left.
         await _events.DrainAsync(_budget, ct);
         if (_events.HasPending && (nextRetry is null || nextRetry > now + TimeSpan.FromSeconds(1 / _options.MutationsPerSecond)))
             nextRetry = now + TimeSpan.FromSeconds(1 / _options.MutationsPerSecond);
         return nextRetry is { } n ? (n - _time.GetUtcNow() is var d && d > TimeSpan.Zero ? d : TimeSpan.Zero) : null;
+
+        async Task WriteStatusesAsync(bool urgent)
+        {
+            List<string> pending;
+            lock (_gate) pending = [.. _pendingStatus.Keys.Order(StringComparer.Ordinal)];
+            foreach (var key in pending)
+            {
+                if (!_leadership.IsLeader) return;
+                if (!Due("status:" + key)) continue;
+                // The newest status for the object, not the one pending when the pass began: writes are
+                // rate-limited, and a pass over many objects would otherwise write statuses already superseded.
+                LoraAdapterStatus? status;
+                lock (_gate) status = _pendingStatus.GetValueOrDefault(key);
+                if (status is null || Urgent(key, status) != urgent) continue;
+                await Attempt("status:" + key, async () =>
+                {
+                    await WriteStatusAsync(key, status, ct);
+                    lock (_gate)
+                    {
+                        // Done unless a newer status arrived meanwhile.
+                        if (_pendingStatus.TryGetValue(key, out var latest) && ReferenceEquals(latest, status)) _pendingStatus.Remove(key);
+                    }
+                });
+            }
+        }
 
         async Task Attempt(string id, Func<Task> action)
         {
@@ -520,6 +536,36 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
                 LogWriteFailed(_logger, id, failures, delay, e.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// Whether a status write changes what a user sees: the object has no status yet, or the phase changes.
+    /// These go before finalizers and other status updates.
+    /// </summary>
+    internal bool Urgent(string key, LoraAdapterStatus status)
+    {
+        if (!_adapters.Objects.TryGetValue(key, out var obj)) return false;
+        if (!obj.TryGetProperty("status", out var stored) || stored.ValueKind != JsonValueKind.Object) return true;
+        var phase = stored.TryGetProperty("phase", out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
+        return !string.Equals(phase, status.Phase, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A status or a finalizer waits to be written (and is not backing off): adapter Services, which may be
+    /// thousands of writes, stop and let it go first.
+    /// </summary>
+    private bool StatusOrFinalizerDue()
+    {
+        var now = _time.GetUtcNow();
+        bool DueNow(string id) => !_retry.TryGetValue(id, out var r) || r.NotBefore <= now;
+        lock (_gate)
+            if (_pendingStatus.Keys.Any(k => DueNow("status:" + k))) return true;
+        foreach (var (key, obj) in _adapters.Objects)
+        {
+            if (obj.GetProperty("metadata").TryGetProperty("deletionTimestamp", out var dt) && dt.ValueKind == JsonValueKind.String) continue;
+            if (!HasFinalizer(obj) && DueNow("finalizer:" + key)) return true;
+        }
+        return false;
     }
 
     private HashSet<string> NamesExposedByLiveObjects()

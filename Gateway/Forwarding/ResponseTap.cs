@@ -11,11 +11,31 @@ internal sealed class ResponseTap(Stream inner, Action onFirstByte) : Stream
     public const int TailBytes = 4096;
     // Pooled: one tap per forwarded request must not cost a fresh 4 KB each time.
     private byte[] _tail = System.Buffers.ArrayPool<byte>.Shared.Rent(TailBytes);
+    // A ring: the next byte goes to _next; _tailLength bytes (up to TailBytes) end just before it. Each
+    // chunk costs a copy of itself only (a stream of small SSE chunks used to move the whole tail each time).
+    private int _next;
     private int _tailLength;
     private Action? _onFirstByte = onFirstByte;
 
-    /// <summary>The last bytes written (up to <see cref="TailBytes"/>).</summary>
-    public ReadOnlySpan<byte> Tail => _tail.AsSpan(0, _tailLength);
+    /// <summary>The last bytes written (up to <see cref="TailBytes"/>), in order; read once the response is done.</summary>
+    public ReadOnlySpan<byte> Tail
+    {
+        get
+        {
+            if (_tail.Length == 0) return [];
+            var start = (_next - _tailLength + TailBytes) % TailBytes;
+            if (start + _tailLength > TailBytes)
+            {
+                // Wrapped: straighten the ring in place (once per response).
+                _tail.AsSpan(0, TailBytes).Slice(0, start).Reverse();
+                _tail.AsSpan(start, TailBytes - start).Reverse();
+                _tail.AsSpan(0, TailBytes).Reverse();
+                start = 0;
+                _next = _tailLength % TailBytes;
+            }
+            return _tail.AsSpan(start, _tailLength);
+        }
+    }
 
     private void Observe(ReadOnlySpan<byte> data)
     {
@@ -26,16 +46,12 @@ internal sealed class ResponseTap(Stream inner, Action onFirstByte) : Stream
             callback();
         }
         if (_tail.Length == 0) return; // disposed
-        if (data.Length >= TailBytes)
-        {
-            data[^TailBytes..].CopyTo(_tail);
-            _tailLength = TailBytes;
-            return;
-        }
-        var keep = Math.Min(_tailLength, TailBytes - data.Length);
-        _tail.AsSpan(_tailLength - keep, keep).CopyTo(_tail);
-        data.CopyTo(_tail.AsSpan(keep));
-        _tailLength = keep + data.Length;
+        if (data.Length > TailBytes) data = data[^TailBytes..];
+        var first = Math.Min(data.Length, TailBytes - _next);
+        data[..first].CopyTo(_tail.AsSpan(_next));
+        data[first..].CopyTo(_tail);
+        _next = (_next + data.Length) % TailBytes;
+        _tailLength = Math.Min(TailBytes, _tailLength + data.Length);
     }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
@@ -58,6 +74,7 @@ internal sealed class ResponseTap(Stream inner, Action onFirstByte) : Stream
     {
         var tail = Interlocked.Exchange(ref _tail, []);
         _tailLength = 0;
+        _next = 0;
         if (tail.Length > 0) System.Buffers.ArrayPool<byte>.Shared.Return(tail);
         base.Dispose(disposing);
     }

@@ -188,6 +188,33 @@ public sealed class AdapterServicesTests
     }
 
     [Fact]
+    public async Task Services_give_way_to_a_status_that_waits_instead_of_holding_it_for_the_whole_sync()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        SeedCluster(server);
+        server.Seed(Adapter("late"));
+        // 20 writes/s, no burst: 20 adapters = 40 Service/EndpointSlice writes, two seconds.
+        await using var home = Home(server, FastOptions(o => { o.AdapterServices = true; o.MutationsPerSecond = 20; o.MutationBurst = 1; }));
+        await home.StartAsync(CancellationToken.None);
+        await WaitUntilAsync(() => home.Synced && home.Current.Adapters.Count == 2 && home.Current.Engines.Count == 3, "the first picture");
+        await WaitUntilAsync(() => server.List<LoraAdapter>(Ns).All(a => a.Metadata.Finalizers?.Count == 1), "finalizers");
+        var names = Enumerable.Range(0, 20).Select(i => $"sql-v{i}").ToArray();
+        var status = Status(LoraAdapterPhases.Ready, names);
+        status.PodAssignments = [new PodAssignment { Pod = "vllm-0", AdapterStates = [.. names.Select(n => new PodAdapterState { Name = n, State = "Loaded" })] }];
+        var sql = home.Current.Adapters.Single(a => a.Resource.Metadata.Name == "sql").Resource;
+        await home.WriteStatusAsync([WithStatus(sql, status)], CancellationToken.None);
+        await WaitUntilAsync(() => server.List<V1Service>(Ns).Count >= 2, "the Services are being written");
+
+        var late = home.Current.Adapters.Single(a => a.Resource.Metadata.Name == "late").Resource;
+        await home.WriteStatusAsync([WithStatus(late, Status(LoraAdapterPhases.Ready, "late-v1"))], CancellationToken.None);
+        await WaitUntilAsync(() => server.Get<LoraAdapter>(Ns, "late")!.Status?.Phase == LoraAdapterPhases.Ready, "the late status is written");
+        var servicesBefore = server.List<V1Service>(Ns).Count;
+        Assert.True(servicesBefore < names.Length, $"the status waited for all {servicesBefore} Services");
+        // And the Services then finish.
+        await WaitUntilAsync(() => server.List<V1Service>(Ns).Count == names.Length && server.List<V1EndpointSlice>(Ns).Count == names.Length, "every Service and slice", seconds: 20);
+    }
+
+    [Fact]
     public async Task Disabled_by_default_writes_nothing()
     {
         Assert.False(new KubernetesHomeOptions().AdapterServices);

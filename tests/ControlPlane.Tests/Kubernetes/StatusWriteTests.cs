@@ -141,6 +141,42 @@ public sealed class StatusWriteTests
     }
 
     [Fact]
+    public async Task A_first_status_or_a_new_phase_is_urgent_a_change_within_the_phase_is_not()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        server.Seed(Adapter("sql"));
+        await using var home = await StartedHome(server);
+        var declared = home.Current.Adapters.Single().Resource;
+        Assert.True(home.Urgent($"{Ns}/sql", Status(LoraAdapterPhases.Loading)));
+
+        await home.WriteStatusAsync([WithStatus(declared, Status(LoraAdapterPhases.Loading))], CancellationToken.None);
+        await WaitUntilAsync(() => home.AdapterInformer.Objects.TryGetValue($"{Ns}/sql", out var o) && o.TryGetProperty("status", out _), "the first status is cached");
+        Assert.False(home.Urgent($"{Ns}/sql", Status(LoraAdapterPhases.Loading, "sql-v1")));
+        Assert.True(home.Urgent($"{Ns}/sql", Status(LoraAdapterPhases.Ready, "sql-v1")));
+        Assert.False(home.Urgent($"{Ns}/gone", Status(LoraAdapterPhases.Ready)));
+    }
+
+    [Fact]
+    public async Task First_statuses_are_not_held_up_behind_every_other_objects_finalizer()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        const int objects = 8;
+        for (var i = 0; i < objects; i++) server.Seed(Adapter($"a{i}"));
+        await using var home = Home(server, FastOptions(o => { o.MutationsPerSecond = 10; o.MutationBurst = 1; }));
+        await home.StartAsync(CancellationToken.None);
+        await WaitUntilAsync(() => home.Synced && home.Current.Adapters.Count == objects, "the first picture");
+        await home.WriteStatusAsync([.. home.Current.Adapters.Select(d => WithStatus(d.Resource, Status(LoraAdapterPhases.Ready, d.Resource.Metadata.Name + "-v1")))], CancellationToken.None);
+        await WaitUntilAsync(() => server.List<LoraAdapter>(Ns).All(a => a.Metadata.Finalizers?.Count == 1 && a.Status?.Phase == LoraAdapterPhases.Ready), "all written", seconds: 20);
+
+        var order = server.Requests.Where(r => r.IsMutating && r.Resource == "loraadapters").ToList();
+        var lastStatus = order.FindLastIndex(r => r.Subresource == "status");
+        var finalizersBefore = order.Take(lastStatus).Count(r => r.Subresource is null);
+        // Without priority all 8 finalizers go first; with it only those already under way when the statuses came.
+        Assert.True(finalizersBefore <= 2, string.Join(", ", order.Select(r => $"{r.Name}/{r.Subresource ?? "main"}")));
+        Assert.Equal(objects, order.Count(r => r.Subresource is null));
+    }
+
+    [Fact]
     public async Task A_follower_writes_nothing()
     {
         await using var server = await KubeApiServer.StartAsync();
