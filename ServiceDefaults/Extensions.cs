@@ -53,13 +53,17 @@ public static class ServiceDefaultsExtensions
             logging.IncludeScopes = true;
         });
 
-        builder.Services.AddOpenTelemetry()
-            .WithMetrics(metrics => metrics
+        var exporting = IsExporting(builder.Configuration);
+        var otel = builder.Services.AddOpenTelemetry();
+        // OpenTelemetry's metrics go out over OTLP only; without an exporter they would be aggregated per request
+        // for nobody (/metrics is prometheus-net's own listener, which this does not touch).
+        if (exporting)
+            otel.WithMetrics(metrics => metrics
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
-                .AddMeter("HybridServing.*"))
-            .WithTracing(tracing => tracing
+                .AddMeter("HybridServing.*"));
+        otel.WithTracing(tracing => tracing
                 .SetSampler(TraceSampler(builder.Configuration))
                 .AddSource(builder.Environment.ApplicationName)
                 .AddSource("HybridServing.*")
@@ -71,8 +75,7 @@ public static class ServiceDefaultsExtensions
                     // Scrapes of engine /metrics (every 50 ms from each gateway) and probes are noise too.
                     o.FilterHttpRequestMessage = request => request.RequestUri is not { } uri || !IsInfrastructurePath(uri.AbsolutePath)));
 
-        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
-            builder.Services.AddOpenTelemetry().UseOtlpExporter();
+        if (exporting) otel.UseOtlpExporter();
         return builder;
     }
 
@@ -85,13 +88,16 @@ public static class ServiceDefaultsExtensions
     /// </summary>
     internal static Sampler TraceSampler(Microsoft.Extensions.Configuration.IConfiguration configuration)
     {
-        if (string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"])) return new AlwaysOffSampler();
+        if (!IsExporting(configuration)) return new AlwaysOffSampler();
         var text = configuration["OTEL_TRACES_SAMPLER_ARG"];
         if (string.IsNullOrWhiteSpace(text)) return new ParentBasedSampler(new AlwaysOnSampler());
         if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio) || ratio is < 0 or > 1)
             throw new InvalidOperationException($"OTEL_TRACES_SAMPLER_ARG: '{text}' is not a sampling ratio between 0 and 1.");
         return new ParentBasedSampler(new TraceIdRatioBasedSampler(ratio));
     }
+
+    private static bool IsExporting(Microsoft.Extensions.Configuration.IConfiguration configuration) =>
+        !string.IsNullOrWhiteSpace(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
 
     public static TBuilder AddDefaultHealthChecks<TBuilder>(this TBuilder builder)
         where TBuilder : IHostApplicationBuilder
@@ -118,7 +124,7 @@ public static class ServiceDefaultsExtensions
             // so requests served before Prometheus first scrapes are counted too.
             Metrics.DefaultRegistry.CollectAndExportAsTextAsync(Stream.Null).GetAwaiter().GetResult();
             // Exemplars (a trace id on each observation) only mean something when traces are exported.
-            var exemplars = !string.IsNullOrWhiteSpace(app.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+            var exemplars = IsExporting(app.Configuration);
             app.UseHttpMetrics(o =>
             {
                 o.RequestCount.ExemplarPredicate = _ => exemplars;

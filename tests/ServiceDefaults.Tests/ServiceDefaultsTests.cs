@@ -77,3 +77,45 @@ public sealed class PrometheusBridgeTests
     public void Only_the_per_request_framework_meters_are_left_out(string meter, bool leftOut) =>
         Assert.Equal(leftOut, ServiceDefaultsExtensions.IsPerRequestFrameworkMeter(meter));
 }
+
+public sealed class TraceSamplerTests
+{
+    private static OpenTelemetry.Trace.SamplingDecision Decide(Dictionary<string, string?> config, bool sampledParent = false)
+    {
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(config).Build();
+        var parent = sampledParent
+            ? new System.Diagnostics.ActivityContext(System.Diagnostics.ActivityTraceId.CreateRandom(), System.Diagnostics.ActivitySpanId.CreateRandom(), System.Diagnostics.ActivityTraceFlags.Recorded, isRemote: true)
+            : default;
+        var parameters = new OpenTelemetry.Trace.SamplingParameters(parent, System.Diagnostics.ActivityTraceId.CreateRandom(), "req", System.Diagnostics.ActivityKind.Server);
+        return ServiceDefaultsExtensions.TraceSampler(configuration).ShouldSample(parameters).Decision;
+    }
+
+    private const string Endpoint = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+    [Fact]
+    public void Without_an_exporter_no_span_is_recorded() =>
+        Assert.Equal(OpenTelemetry.Trace.SamplingDecision.Drop, Decide([], sampledParent: true));
+
+    [Fact]
+    public void With_an_exporter_every_request_is_recorded_by_default() =>
+        Assert.Equal(OpenTelemetry.Trace.SamplingDecision.RecordAndSample, Decide(new() { [Endpoint] = "http://127.0.0.1:4318" }));
+
+    [Fact]
+    public void A_ratio_applies_to_new_traces_and_a_sampled_parent_is_always_followed()
+    {
+        var config = new Dictionary<string, string?> { [Endpoint] = "http://127.0.0.1:4318", ["OTEL_TRACES_SAMPLER_ARG"] = "0" };
+        Assert.Equal(OpenTelemetry.Trace.SamplingDecision.Drop, Decide(config));
+        Assert.Equal(OpenTelemetry.Trace.SamplingDecision.RecordAndSample, Decide(config, sampledParent: true));
+    }
+
+    [Theory]
+    [InlineData("1.5")]
+    [InlineData("half")]
+    [InlineData("-0.1")]
+    public void A_bad_ratio_stops_start_up_naming_the_variable(string ratio)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => Decide(new() { [Endpoint] = "http://127.0.0.1:4318", ["OTEL_TRACES_SAMPLER_ARG"] = ratio }));
+        Assert.Contains("OTEL_TRACES_SAMPLER_ARG", e.Message);
+        Assert.Contains(ratio, e.Message);
+    }
+}
