@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 
 namespace HybridServing.ServiceDefaults.Tests;
@@ -82,7 +83,7 @@ public sealed class TraceSamplerTests
 {
     private static OpenTelemetry.Trace.SamplingDecision Decide(Dictionary<string, string?> config, bool sampledParent = false)
     {
-        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddInMemoryCollection(config).Build();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(config).Build();
         var parent = sampledParent
             ? new System.Diagnostics.ActivityContext(System.Diagnostics.ActivityTraceId.CreateRandom(), System.Diagnostics.ActivitySpanId.CreateRandom(), System.Diagnostics.ActivityTraceFlags.Recorded, isRemote: true)
             : default;

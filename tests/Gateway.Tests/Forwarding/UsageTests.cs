@@ -44,6 +44,30 @@ public sealed class UsageTests
         Assert.Equal(data[(5000 - ResponseTap.TailBytes)..5000], tap.Tail.ToArray());
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(97)]
+    [InlineData(4095)]
+    [InlineData(4096)]
+    [InlineData(5000)]
+    public async Task The_tail_is_the_last_bytes_in_order_whatever_the_chunk_sizes_and_when_it_is_read(int chunk)
+    {
+        using var sink = new MemoryStream();
+        using var tap = new ResponseTap(sink, () => { });
+        var data = Enumerable.Range(0, 9_000).Select(i => (byte)(i * 7 % 253)).ToArray();
+        var written = 0;
+        while (written < data.Length)
+        {
+            var n = Math.Min(chunk, data.Length - written);
+            await tap.WriteAsync(data.AsMemory(written, n));
+            written += n;
+            // Reading the tail (which straightens the ring) must not disturb what follows.
+            if (written % 3 == 0) Assert.Equal(data[Math.Max(0, written - ResponseTap.TailBytes)..written], tap.Tail.ToArray());
+        }
+        Assert.Equal(data[^ResponseTap.TailBytes..], tap.Tail.ToArray());
+        Assert.Equal(data, sink.ToArray());
+    }
+
     [Fact]
     public void Token_windows_roll_every_minute()
     {
