@@ -44,7 +44,7 @@ internal static class OverflowAdvisor
             if (!SlotBound(c, adapter)) return null;
             wait = Math.Min(wait, SlotWait(c, adapter, service));
         }
-        if (wait <= cost.ControlPathSeconds) return null;
+        if (wait <= options.WaitToCostRatio * cost.ControlPathSeconds) return null;
 
         Candidate? best = null;
         var bestFree = 0;

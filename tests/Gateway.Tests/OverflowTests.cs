@@ -50,10 +50,10 @@ public sealed class OverflowTests : IAsyncLifetime
     /// <summary>
     /// A gateway whose scraped load never counts as stale here: the test is about decisions, not timing.
     /// It has seen one request hold the holder for <paramref name="service"/> (five streamed tokens), so it
-    /// knows the service time the advisor weighs: 0.5 s by default, a slot freeing every 0.25 s on the
-    /// two-slot holder, more than the 0.1 s control path.
+    /// knows the service time the advisor weighs: 0.6 s by default, a slot freeing every 0.3 s on the
+    /// two-slot holder, more than twice the 0.1 s control path.
     /// </summary>
-    private async Task<GatewayHost> StartGatewayAsync(IDictionary<string, string?>? settings = null, double service = 0.5)
+    private async Task<GatewayHost> StartGatewayAsync(IDictionary<string, string?>? settings = null, double service = 0.6)
     {
         var config = new Dictionary<string, string?> { ["Gateway:Picking:MaxLoadAge"] = "00:10:00" };
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>()) config[k] = v;
@@ -196,6 +196,7 @@ public sealed class OverflowTests : IAsyncLifetime
     [InlineData("Gateway:Picking:Overflow:ControlPathCost", "-00:00:01", "Gateway:Picking:Overflow:ControlPathCost must not be negative.")]
     [InlineData("Gateway:Picking:Overflow:CostSmoothing", "0", "Gateway:Picking:Overflow:CostSmoothing must be in (0, 1].")]
     [InlineData("Gateway:Picking:Overflow:CostSmoothing", "1.5", "Gateway:Picking:Overflow:CostSmoothing must be in (0, 1].")]
+    [InlineData("Gateway:Picking:Overflow:WaitToCostRatio", "-1", "Gateway:Picking:Overflow:WaitToCostRatio must be a finite number >= 0.")]
     public async Task Bad_overflow_options_stop_start_up_naming_the_key(string key, string value, string expected)
     {
         var e = await Assert.ThrowsAsync<OptionsValidationException>(() => GatewayHost.StartAsync(_cp.Url, new Dictionary<string, string?>

@@ -148,12 +148,20 @@ public sealed class OverflowAdvisorTests
     [Fact]
     public void No_advice_when_the_slot_wait_is_shorter_than_the_control_path()
     {
+        var evenOdds = new OverflowOptions { WaitToCostRatio = 1 };
         // Two slots, 0.15 s service: a slot frees in 0.075 s, sooner than a 0.1 s overflow load.
-        Assert.Null(Advise(Request(null, Holder(), Free()), cost: new OverflowCost(0.15, 0.1)));
+        Assert.Null(Advise(Request(null, Holder(), Free()), evenOdds, cost: new OverflowCost(0.15, 0.1)));
         // 0.3 s service: 0.15 s wait, the load pays for itself.
-        Assert.Equal("free", Advise(Request(null, Holder(), Free()), cost: new OverflowCost(0.3, 0.1)));
+        Assert.Equal("free", Advise(Request(null, Holder(), Free()), evenOdds, cost: new OverflowCost(0.3, 0.1)));
         // A slower control path (as observed) tips it back.
-        Assert.Null(Advise(Request(null, Holder(), Free()), cost: new OverflowCost(0.3, 0.2)));
+        Assert.Null(Advise(Request(null, Holder(), Free()), evenOdds, cost: new OverflowCost(0.3, 0.2)));
+    }
+
+    [Fact]
+    public void By_default_the_wait_must_be_twice_the_control_path()
+    {
+        Assert.Null(Advise(Request(null, Holder(), Free()), cost: new OverflowCost(0.4, 0.1))); // 0.2 s wait: not more than 2 × 0.1
+        Assert.Equal("free", Advise(Request(null, Holder(), Free()), cost: new OverflowCost(0.42, 0.1)));
     }
 
     [Fact]
