@@ -35,6 +35,9 @@ public static class GatewayExtensions
             .Validate(o => o.Picking.Overflow.MaxQueueDepth >= 0, "Gateway:Picking:Overflow:MaxQueueDepth must be >= 0.")
             .Validate(o => o.Picking.Overflow.Wait > TimeSpan.Zero, "Gateway:Picking:Overflow:Wait must be positive.")
             .Validate(o => o.Picking.Overflow.RefusalCooldown >= TimeSpan.Zero, "Gateway:Picking:Overflow:RefusalCooldown must not be negative.")
+            .Validate(o => o.Picking.Overflow.ControlPathCost >= TimeSpan.Zero, "Gateway:Picking:Overflow:ControlPathCost must not be negative.")
+            .Validate(o => o.Picking.Overflow.CostSmoothing is > 0 and <= 1, "Gateway:Picking:Overflow:CostSmoothing must be in (0, 1].")
+            .Validate(o => o.Picking.Overflow.WaitToCostRatio is >= 0 and < double.PositiveInfinity, "Gateway:Picking:Overflow:WaitToCostRatio must be a finite number >= 0.")
             .ValidateOnStart();
         services.AddHttpForwarder();
         services.TryAddSingletonTimeProvider();

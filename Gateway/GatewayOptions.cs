@@ -101,6 +101,18 @@ internal sealed class OverflowOptions
 
     /// <summary>After the ControlPlane refuses an (adapter, engine) overflow, it is not asked for that pair again for this long.</summary>
     public TimeSpan RefusalCooldown { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The control path's cost assumed until the first overflow load has been timed (≈ 0.1 s measured on the live stack).</summary>
+    public TimeSpan ControlPathCost { get; set; } = TimeSpan.FromSeconds(0.1);
+
+    /// <summary>
+    /// How many times the control path the expected slot wait must be for an overflow: the overflowed
+    /// request pays the load for certain while the wait is an estimate, and the load takes a slot on the target.
+    /// </summary>
+    public double WaitToCostRatio { get; set; } = 2;
+
+    /// <summary>Weight of each new observation in the service-time and control-path means (0–1].</summary>
+    public double CostSmoothing { get; set; } = 0.05;
 }
 
 internal sealed class LoadOptions

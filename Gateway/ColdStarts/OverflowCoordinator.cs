@@ -43,6 +43,9 @@ internal sealed partial class OverflowCoordinator(
     private readonly Dictionary<(string Adapter, string Engine), DateTimeOffset> _refusedUntil = [];
     private long _requestLoadCalls;
 
+    /// <summary>The service-time and control-path figures the advisor weighs (fed by the forwarder and by <see cref="TryAsync"/>).</summary>
+    public OverflowCostTracker Costs { get; } = new(options.Value.Picking.Overflow);
+
     /// <summary>RequestLoad calls with an engine made so far (tests check that waiters share one).</summary>
     public long RequestLoadCalls => Interlocked.Read(ref _requestLoadCalls);
 
@@ -66,7 +69,9 @@ internal sealed partial class OverflowCoordinator(
         var started = time.GetTimestamp();
         var result = await TryCoreAsync(adapter, engine, pick, cancellationToken);
         telemetry.Overflows.Add(1, new KeyValuePair<string, object?>("outcome", OutcomeName(result.Outcome)));
-        if (result.Outcome != OverflowOutcome.CoolingDown) telemetry.OverflowWait.Record(time.GetElapsedTime(started).TotalSeconds);
+        var elapsed = time.GetElapsedTime(started).TotalSeconds;
+        if (result.Outcome != OverflowOutcome.CoolingDown) telemetry.OverflowWait.Record(elapsed);
+        if (result.Outcome == OverflowOutcome.Served) Costs.ObserveControlPath(elapsed);
         return result;
     }
 

@@ -138,7 +138,7 @@ internal sealed partial class InferenceEndpoint(
             var pick = router.BuildRequest(snapshot, current, tried);
             var decision = router.Pick(pick);
             if (attempt == 1 && current.Adapter is not null && overflows.IsEnabledFor(router.Policy)
-                && OverflowAdvisor.Advise(pick, decision, o.Picking.Overflow, overflows.Pending) is { } overflowTarget)
+                && OverflowAdvisor.Advise(pick, decision, o.Picking.Overflow, overflows.Costs.Current, overflows.Pending) is { } overflowTarget)
                 decision = await OverflowAsync(current, overflowTarget.Name, tried, activity, context.RequestAborted) ?? decision;
             if (decision.Chosen is null && decision.Reason == PickReasons.NotLoaded && current.Adapter is not null && attempt == 1)
             {
@@ -198,6 +198,7 @@ internal sealed partial class InferenceEndpoint(
             var anotherHolder = attempt < Math.Max(1, o.MaxAttempts)
                 && pick.Candidates.Any(c => c.Residency == Residency.Loaded && c.Name != chosen.Name && !tried.Contains(c.Name) && c.Engine.Healthy && !c.Ejected);
             var holdBackNotFound = current.Adapter is not null && anotherHolder;
+            var forwardStarted = time.GetTimestamp();
             try
             {
                 using (loads.Begin(chosen.Name))
@@ -220,6 +221,9 @@ internal sealed partial class InferenceEndpoint(
                 LogConnectFailed(chosen.Name, attempt, last.Exception?.Message ?? last.Error.ToString());
                 continue;
             }
+            // How long an adapter request holds its engine: the service time the overflow advisor weighs.
+            if (current.Adapter is not null && last.UpstreamStatus is >= 200 and < 300 && last.Error == Yarp.ReverseProxy.Forwarder.ForwarderError.None)
+                overflows.Costs.ObserveService(time.GetElapsedTime(forwardStarted).TotalSeconds);
             if (last.UpstreamStatus is >= 200 and < 300 && UsageReader.TryRead(tap.Tail) is { } tokens)
             {
                 usage.RecordTokens(tenant.Name, tokens.PromptTokens, tokens.CompletionTokens);

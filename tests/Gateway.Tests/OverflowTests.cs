@@ -47,8 +47,13 @@ public sealed class OverflowTests : IAsyncLifetime
         return new RequestLoadResponse { Accepted = true, Reason = "Overflow" };
     }
 
-    /// <summary>A gateway whose scraped load never counts as stale here: the test is about decisions, not timing.</summary>
-    private async Task<GatewayHost> StartGatewayAsync(IDictionary<string, string?>? settings = null)
+    /// <summary>
+    /// A gateway whose scraped load never counts as stale here: the test is about decisions, not timing.
+    /// It has seen one request hold the holder for <paramref name="service"/> (five streamed tokens), so it
+    /// knows the service time the advisor weighs: 0.6 s by default, a slot freeing every 0.3 s on the
+    /// two-slot holder, more than twice the 0.1 s control path.
+    /// </summary>
+    private async Task<GatewayHost> StartGatewayAsync(IDictionary<string, string?>? settings = null, double service = 0.6)
     {
         var config = new Dictionary<string, string?> { ["Gateway:Picking:MaxLoadAge"] = "00:10:00" };
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>()) config[k] = v;
@@ -56,6 +61,15 @@ public sealed class OverflowTests : IAsyncLifetime
         await gw.WaitForTableAsync(1);
         var board = gw.Services.GetRequiredService<EngineLoadBoard>();
         await Until(() => board.Scraped("e1")?.Load.MaxLoras == 2 && board.Scraped("e2")?.Load.MaxLoras == 4);
+        // Before any service time is known the advisor has nothing to weigh: this request stays on the holder.
+        _holder.TokenDelay = TimeSpan.FromSeconds(service / _holder.StreamTokens);
+        using (var warmUp = await gw.Client.SendAsync(gw.Chat("hot", stream: true)))
+            Assert.Equal("e1", EngineOf(warmUp));
+        _holder.TokenDelay = TimeSpan.Zero;
+        var costs = gw.Services.GetRequiredService<OverflowCoordinator>().Costs;
+        await Until(() => costs.Current.ServiceSeconds is not null);
+        Assert.Equal(0, _cp.RequestLoads);
+        _holder.Received.Clear();
         return gw;
     }
 
@@ -138,6 +152,19 @@ public sealed class OverflowTests : IAsyncLifetime
         Assert.Equal("e1", EngineOf(response));
     }
 
+    [Fact]
+    public async Task No_overflow_when_the_holders_slots_turn_over_faster_than_the_control_path()
+    {
+        _cp.OnRequestLoad = _ => Task.FromResult(LoadOnFreeEngine());
+        // Requests hold the holder for ~20 ms: a slot frees in ~10 ms, far sooner than a 0.1 s overflow load.
+        await using var gw = await StartGatewayAsync(service: 0.02);
+
+        using var response = await gw.Client.SendAsync(gw.Chat("hot"));
+        Assert.Equal("e1", EngineOf(response));
+        Assert.Equal(0, _cp.RequestLoads);
+        Assert.Empty(_free.Received);
+    }
+
     [Theory]
     [InlineData("round-robin", null)]
     [InlineData("least-request", null)]
@@ -166,6 +193,10 @@ public sealed class OverflowTests : IAsyncLifetime
     [InlineData("Gateway:Picking:Overflow:MaxQueueDepth", "-1", "Gateway:Picking:Overflow:MaxQueueDepth must be >= 0.")]
     [InlineData("Gateway:Picking:Overflow:Wait", "00:00:00", "Gateway:Picking:Overflow:Wait must be positive.")]
     [InlineData("Gateway:Picking:Overflow:RefusalCooldown", "-00:00:01", "Gateway:Picking:Overflow:RefusalCooldown must not be negative.")]
+    [InlineData("Gateway:Picking:Overflow:ControlPathCost", "-00:00:01", "Gateway:Picking:Overflow:ControlPathCost must not be negative.")]
+    [InlineData("Gateway:Picking:Overflow:CostSmoothing", "0", "Gateway:Picking:Overflow:CostSmoothing must be in (0, 1].")]
+    [InlineData("Gateway:Picking:Overflow:CostSmoothing", "1.5", "Gateway:Picking:Overflow:CostSmoothing must be in (0, 1].")]
+    [InlineData("Gateway:Picking:Overflow:WaitToCostRatio", "-1", "Gateway:Picking:Overflow:WaitToCostRatio must be a finite number >= 0.")]
     public async Task Bad_overflow_options_stop_start_up_naming_the_key(string key, string value, string expected)
     {
         var e = await Assert.ThrowsAsync<OptionsValidationException>(() => GatewayHost.StartAsync(_cp.Url, new Dictionary<string, string?>

@@ -64,4 +64,8 @@ internal sealed class SimRequest(int id, double arrival, int adapter, int prompt
     public double? Ttft { get; set; }
     public double? Tpot { get; set; }
     public bool Done { get; set; }
+    /// <summary>Virtual second it was last submitted to an engine.</summary>
+    public double Submitted { get; set; }
+    /// <summary>Virtual seconds from its submission to its engine to its last token (what the gateway times as service).</summary>
+    public double? Service { get; set; }
 }

@@ -170,6 +170,7 @@ internal sealed class SimulatedCluster
             Catalog.Adapters[request.Adapter].Name, request.PromptTokens, request.OutputTokens);
         model.Finished = OnFinished;
         request.Current = model;
+        request.Submitted = Now;
         _running[model] = request;
         engine.Driver.Submit(model);
     }
@@ -182,9 +183,9 @@ internal sealed class SimulatedCluster
         request.Ttft = first - request.Arrival;
         request.Tpot = model.TimePerOutputToken?.TotalSeconds;
         request.Done = true;
+        request.Service = end - request.Submitted;
         request.Engine!.InFlight--;
         Outstanding.Remove(request);
-        _ = end;
         RequestFinished?.Invoke(request);
     }
 

@@ -44,6 +44,8 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
         FreeSlotHeadroom = options.OverflowHeadroom, MaxQueueDepth = options.OverflowMaxQueue,
         RefusalCooldown = TimeSpan.FromSeconds(options.OverflowRefusalCooldown),
     };
+    /// <summary>The gateway's service-time and control-path figures (<c>OverflowCoordinator.Costs</c>), fed from the virtual clock.</summary>
+    private OverflowCostTracker? _costs;
     private readonly OverflowGrantOptions _controlPlaneOverflow = new()
     {
         ExtraSlotsPerEngine = options.OverflowExtraSlots, GrantTtl = TimeSpan.FromSeconds(options.OverflowGrantTtl),
@@ -89,6 +91,9 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
         _engines = cluster.AllEngines.ToDictionary(e => e.Name, StringComparer.Ordinal);
         _adapterNames = [.. cluster.Catalog.Adapters.Select(a => a.Name)];
         _pendingOn = PendingOverflowsOn;
+        // The gateway times each request it forwards (service) and each overflow load it waits on (control path).
+        var costs = _costs = new OverflowCostTracker(_gatewayOverflow);
+        cluster.RequestFinished += r => { if (r.Service is { } service) costs.ObserveService(service); };
         _tracker = new DemandTracker(cluster.Clock, TimeSpan.FromSeconds(options.DemandWindow), options.RatePerReplica);
         // Before traffic: every declared adapter placed from its replicas spec alone; artifacts pre-staged.
         var plan = Solve(cluster);
@@ -135,7 +140,7 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
             : e.Fetching.ContainsKey(a) ? Residency.Loading : Residency.Unspecified);
         if (picked.Chosen is { } chosen)
         {
-            if (overflow && OverflowAdvisor.Advise(picked.Request, picked.Decision, _gatewayOverflow, _pendingOn!) is { } target)
+            if (overflow && OverflowAdvisor.Advise(picked.Request, picked.Decision, _gatewayOverflow, _costs!.Current, _pendingOn!) is { } target)
                 return Overflow(request, EngineOf(target, picked.Request, cluster.Alive), cluster) ?? chosen;
             return chosen;
         }
@@ -184,6 +189,7 @@ internal sealed class HybridServingPolicy(SimulationOptions options, bool overfl
             OverflowGrantsMade++;
             // The live path from the gateway's RequestLoad to the adapter in the routing table.
             cluster.RegisterAfter(target, request.Adapter, options.OverflowLatency);
+            _costs!.ObserveControlPath(options.OverflowLatency);
             ApplyGrants(cluster);
         }
         var ready = target.Registered.Contains(request.Adapter)
