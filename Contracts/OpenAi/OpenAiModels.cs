@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -37,9 +38,13 @@ public sealed record ModelList
 
 public static class OpenAiJson
 {
-    /// <summary>Options that keep nulls (vLLM writes <c>"parent": null</c>).</summary>
+    /// <summary>
+    /// Options that keep nulls (vLLM writes <c>"parent": null</c>) and escape only what JSON requires, as Python's
+    /// <c>json.dumps</c> behind vLLM's FastAPI answers does: <c>'sql-lora'</c>, not <c>\u0027sql-lora\u0027</c>.
+    /// </summary>
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 }

@@ -33,6 +33,9 @@ internal static class Http
         Assert.Equal(type, error.GetProperty("type").GetString());
         Assert.Equal(message, error.GetProperty("message").GetString());
         Assert.Equal(status, error.GetProperty("code").GetInt32());
+        // vLLM's bytes, not only its parsed value: quotes and apostrophes appear as themselves, never \u0027.
+        var raw = "\"message\":\"" + message.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+        Assert.True(r.Text.Contains(raw, StringComparison.Ordinal), $"body is not vLLM's bytes: expected {raw} in {r.Text}");
     }
 
     public static string Json(object value) => JsonSerializer.Serialize(value);
