@@ -143,8 +143,14 @@ public sealed class FileModeTests
         await using var host = await SidecarHost.StartAsync(settings,
             ["--config", configFile, "--health-check-timeout", "20", "--health-check-interval", "0.1", "--reconcile-trigger", "1"]);
         using var http = new HttpClient { BaseAddress = host.HttpUrl };
-        using (var status = JsonDocument.Parse(await http.GetStringAsync("status")))
-            Assert.Contains("cannot read", status.RootElement.GetProperty("configProblem").GetString());
+        // The file is read on the sidecar's first pass, which may come just after start: poll for the problem.
+        string? problem = null;
+        for (var until = DateTime.UtcNow.AddSeconds(10); problem is null && DateTime.UtcNow < until; await Task.Delay(50))
+        {
+            using var status = JsonDocument.Parse(await http.GetStringAsync("status"));
+            problem = status.RootElement.GetProperty("configProblem").GetString();
+        }
+        Assert.Contains("cannot read", problem);
 
         await Task.Delay(300);
         File.WriteAllText(configFile, Config(first.Port));
