@@ -23,9 +23,9 @@ internal sealed partial class DecisionRecorder
     {
         _logger = logger;
         var meter = meters.Create(MeterName);
-        meter.CreateObservableGauge("hybridserving.autoscaler.desired_engines", () => Measure(s => s.Decision.Desired), "{engine}",
+        meter.CreateObservableGauge("desired_engines", () => Measure(s => s.Decision.Desired), "{engine}",
             "Engines the autoscaler wants in the pool.");
-        meter.CreateObservableGauge("hybridserving.autoscaler.current_engines", () => Measure(s => s.Decision.Current), "{engine}",
+        meter.CreateObservableGauge("current_engines", () => Measure(s => s.Decision.Current), "{engine}",
             "Engines serving in the pool when the autoscaler last looked.");
     }
 

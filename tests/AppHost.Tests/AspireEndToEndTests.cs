@@ -178,6 +178,9 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         Assert.EndsWith("data: [DONE]\n\n", events);
         await AssertEngineHoldsAsync(Assert.Single(stream.Headers.GetValues(EngineHeader)), "e2e-beta", timeout.Token);
 
+        // The dashboard and alerts in k8s/monitoring query only metrics these components really export.
+        await AssertMonitoringMetricsExportedAsync(timeout.Token);
+
         // Removing the manifest unloads the adapters everywhere; the gateway then answers 404.
         File.Delete(manifest);
         var notFound = await EventuallyAsync(async () =>
@@ -255,6 +258,17 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
                 foreach (var child in a) CollectTraceIds(child, ids);
                 break;
         }
+    }
+
+    private async Task AssertMonitoringMetricsExportedAsync(CancellationToken cancellationToken)
+    {
+        var exported = new HashSet<string>();
+        foreach (var name in new[] { "engine-0", "engine-1", "engine-0-sidecar", "engine-1-sidecar", "controlplane", "gateway", "autoscaler" })
+            exported.UnionWith(MonitoringMetrics.SampleNames(await _http.GetStringAsync(new Uri(_app!.GetEndpoint(name, "http"), "/metrics"), cancellationToken)));
+        var missing = MonitoringMetrics.Expressions()
+            .SelectMany(e => MonitoringMetrics.NamesIn(e.Expr).Where(n => !exported.Contains(n)).Select(n => $"{n} ({e.Where})"))
+            .Distinct().ToList();
+        Assert.True(missing.Count == 0, "k8s/monitoring queries metrics no component exports: " + string.Join("; ", missing));
     }
 
     private async Task AssertEngineHoldsAsync(string engine, string adapter, CancellationToken cancellationToken)
