@@ -2,7 +2,7 @@ using HybridServing.Bench.Cli;
 using HybridServing.Bench.Commands;
 using HybridServing.Bench.Hosting;
 
-// HybridServing benchmarks (BENCHMARKS.md): ratios against baselines measured in the same run.
+// HybridServing benchmarks (docs/benchmarks.md): ratios against baselines measured in the same run.
 const string usage = """
     usage: dotnet run -c Release --project bench -- <command> [options]
 

@@ -4,7 +4,7 @@ using HybridServing.Contracts.Metrics;
 namespace HybridServing.Contracts.Engines;
 
 /// <summary>
-/// SGLang's adapter API (../shared/protocol/vllm-engine-api.md, "SGLang"): <c>POST /load_lora_adapter</c>
+/// SGLang's adapter API: <c>POST /load_lora_adapter</c>
 /// and <c>/unload_lora_adapter</c> answer <c>{success, error_message, loaded_adapters}</c> with 200, or 400.
 /// SGLang has no in-place reload, so a reload is an unload followed by a load.
 /// </summary>

@@ -3,7 +3,7 @@ using HybridServing.Contracts.Metrics;
 
 namespace HybridServing.Contracts.Engines;
 
-/// <summary>vLLM's OpenAI-compatible server (and the MockEngine), per ../shared/protocol/vllm-engine-api.md.</summary>
+/// <summary>vLLM's OpenAI-compatible server (and the MockEngine): the routes, bodies and errors the MockEngine's conformance tests pin.</summary>
 public sealed class VllmEngineClient(HttpClient http, string? apiKey = null)
     : OpenAiCompatibleEngineClient(http, apiKey, EngineMetricNames.Vllm)
 {

@@ -1,6 +1,6 @@
 namespace HybridServing.Contracts.Metrics;
 
-/// <summary>Metric names per engine kind: names are data, not code (STYLE.md).</summary>
+/// <summary>Metric names per engine kind: names are data, not code.</summary>
 public sealed record EngineMetricNames(
     string Running,
     string Waiting,

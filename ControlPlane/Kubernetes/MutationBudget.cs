@@ -3,7 +3,7 @@ namespace HybridServing.ControlPlane.Kubernetes;
 /// <summary>
 /// A token bucket for mutating API calls (status writes, finalizer patches, events): on average
 /// <c>rate</c> per second, bursts up to <c>burst</c>. It keeps the control plane a polite API client
-/// however busy placement is (BENCHMARKS.md §3: at most 20 mutating calls per second on average).
+/// however busy placement is (docs/benchmarks.md §3: at most 20 mutating calls per second on average).
 /// </summary>
 internal sealed class MutationBudget
 {

@@ -3,7 +3,7 @@ using HybridServing.Contracts.ControlPlane;
 namespace HybridServing.Gateway.Picking;
 
 /// <summary>
-/// filters → weighted scorers → picker (STYLE.md). Pure: the same request gives the same decision
+/// filters → weighted scorers → picker. Pure: the same request gives the same decision
 /// except where a picker uses its injected randomness or round-robin position.
 /// </summary>
 internal sealed class EndpointPickingPipeline

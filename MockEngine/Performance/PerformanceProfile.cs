@@ -44,7 +44,7 @@ public sealed record PerformanceProfile
     /// <summary>Cost per token per unit of rank for tokens that go through an adapter.</summary>
     public required double LoraPerTokenRankSeconds { get; init; }
 
-    /// <summary>Adapter load tiers (BENCHMARKS.md): host → GPU, local disk → host, object store → host.</summary>
+    /// <summary>Adapter load tiers (docs/benchmarks.md): host → GPU, local disk → host, object store → host.</summary>
     public required TransferCost HostToGpu { get; init; }
     public required TransferCost LocalDiskToHost { get; init; }
     public required TransferCost RemoteToHost { get; init; }
@@ -82,7 +82,7 @@ public sealed record PerformanceProfile
     ///   constants below are our estimates within that shape: 448 shrink/expand launches per step
     ///   (7 modules × 32 layers × 2) at ≈ 3 µs ≈ 1.3 ms; the LoRA FLOPs per token per rank
     ///   (2 × Σ(in+out) × 32 layers ≈ 5.2 MFLOP) at ≈ 10 % of dense efficiency ≈ 96 ns.
-    /// - Load tiers: BENCHMARKS.md (host → GPU 2 ms + size / 16 GB/s, local disk 20 ms + size / 2 GB/s,
+    /// - Load tiers: docs/benchmarks.md (host → GPU 2 ms + size / 16 GB/s, local disk 20 ms + size / 2 GB/s,
     ///   object store 500 ms + size / 200 MB/s).
     /// </summary>
     public static PerformanceProfile H100Llama3_8B { get; } = new()

@@ -2,7 +2,7 @@ using HybridServing.ClusterSimulator.Configuration;
 using HybridServing.ClusterSimulator.Experiments;
 using HybridServing.ClusterSimulator.Reporting;
 
-// The routing/placement benchmark (BENCHMARKS.md §1): every policy on the same seeded workload,
+// The routing/placement benchmark (docs/benchmarks.md §1): every policy on the same seeded workload,
 // in virtual time; writes results.md, results.json and the charts to --out.
 SimulationOptions? options;
 try

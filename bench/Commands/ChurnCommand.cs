@@ -14,7 +14,7 @@ using k8s.Models;
 namespace HybridServing.Bench.Commands;
 
 /// <summary>
-/// <c>churn</c> (BENCHMARKS.md §3): declare many adapters at once in a Kubernetes cluster and measure
+/// <c>churn</c> (docs/benchmarks.md §3): declare many adapters at once in a Kubernetes cluster and measure
 /// how long the ControlPlane's Kubernetes home takes to place and load them all and report them Ready,
 /// and how many mutating Kubernetes API calls it makes on the way (the target is batching per engine
 /// and per object, not per adapter). The cluster is the stateful Kubernetes API test server; the engines

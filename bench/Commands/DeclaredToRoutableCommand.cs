@@ -15,7 +15,7 @@ using HybridServing.Contracts.Peft;
 namespace HybridServing.Bench.Commands;
 
 /// <summary>
-/// <c>declared-to-routable</c> (BENCHMARKS.md §3): the time from writing a new <c>LoraAdapter</c>
+/// <c>declared-to-routable</c> (docs/benchmarks.md §3): the time from writing a new <c>LoraAdapter</c>
 /// manifest whose adapter sits on local disk (a warm cache) until the ControlPlane's routing table
 /// shows it LOADED on every engine it was placed on — what a gateway needs to route to it. The
 /// stack is the AppHost's own Aspire app model (<see cref="AspireStack"/>: MockEngines, sidecars,

@@ -9,7 +9,7 @@ using HybridServing.Bench.Results;
 namespace HybridServing.Bench.Commands;
 
 /// <summary>
-/// <c>gateway-overhead</c> (BENCHMARKS.md §2, issue 6 item 9): the same load against the engine directly,
+/// <c>gateway-overhead</c> (docs/benchmarks.md §2, issue 6 item 9): the same load against the engine directly,
 /// a plain YARP pass-through and the HybridServing Gateway with full routing (tenant API key, model
 /// resolution, endpoint picking, metrics), all in one run; then the gateway's working set with many
 /// concurrent streams held open, against the pass-through's.
@@ -17,7 +17,7 @@ namespace HybridServing.Bench.Commands;
 internal static class GatewayOverheadCommand
 {
     public const string Help = """
-        gateway-overhead — BENCHMARKS.md §2: client -> engine, client -> YARP pass-through, client -> Gateway, same run.
+        gateway-overhead — docs/benchmarks.md §2: client -> engine, client -> YARP pass-through, client -> Gateway, same run.
         Targets: added latency P50 <= 0.5 ms and P99 <= 2 ms at a moderate fixed rate (open loop); throughput
         >= 0.8 x the pass-through (closed loop); gateway working set <= 200 MB with 1,000 concurrent streams.
 

@@ -16,11 +16,11 @@ using HybridServing.ControlPlane.Placement;
 
 namespace HybridServing.Bench.Commands;
 
-/// <summary><c>placement</c>: the ControlPlane's placement solver against BENCHMARKS.md §3.</summary>
+/// <summary><c>placement</c>: the ControlPlane's placement solver against docs/benchmarks.md §3.</summary>
 internal static class PlacementCommand
 {
     public const string Help = """
-        placement — the ControlPlane placement solver (BENCHMARKS.md §3), BenchmarkDotNet with [MemoryDiagnoser].
+        placement — the ControlPlane placement solver (docs/benchmarks.md §3), BenchmarkDotNet with [MemoryDiagnoser].
         Targets: full solve of 10,000 adapters x 1,000 engines <= 1 s; one adapter added to a solved cluster <= 10 ms.
 
         Options (defaults in brackets):

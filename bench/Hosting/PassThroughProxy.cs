@@ -10,7 +10,7 @@ using Yarp.ReverseProxy.Forwarder;
 namespace HybridServing.Bench.Hosting;
 
 /// <summary>
-/// The baseline proxy of BENCHMARKS.md §2: YARP's direct forwarding (<c>MapForwarder</c>, the same
+/// The baseline proxy of docs/benchmarks.md §2: YARP's direct forwarding (<c>MapForwarder</c>, the same
 /// <see cref="IHttpForwarder"/> the gateway uses) with no routing, tenancy or parsing — every request to
 /// one upstream, unchanged. Runs as its own process (<c>serve-passthrough</c>), like the gateway.
 /// </summary>

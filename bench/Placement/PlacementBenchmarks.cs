@@ -5,7 +5,7 @@ using HybridServing.ControlPlane.Placement;
 namespace HybridServing.Bench.Placement;
 
 /// <summary>
-/// BENCHMARKS.md §3: a full solve of N adapters × M engines (target ≤ 1 s for 10,000 × 1,000) and
+/// docs/benchmarks.md §3: a full solve of N adapters × M engines (target ≤ 1 s for 10,000 × 1,000) and
 /// one adapter added to a solved cluster (target ≤ 10 ms). The workload comes from
 /// <see cref="Shape"/>, set by the command line before BenchmarkDotNet runs (in-process toolchain).
 /// </summary>

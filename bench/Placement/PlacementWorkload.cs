@@ -17,12 +17,12 @@ internal sealed record PlacementShape
     /// <summary>Adapter memory budget per engine (host memory for its registered adapters); 0 = no budget.</summary>
     public long MemoryBudgetBytes { get; init; } = 8L << 30;
 
-    /// <summary>BENCHMARKS.md §1: rank mix {8: 40%, 16: 30%, 32: 20%, 64: 10%}.</summary>
+    /// <summary>docs/benchmarks.md §1: rank mix {8: 40%, 16: 30%, 32: 20%, 64: 10%}.</summary>
     public IReadOnlyList<(int Rank, double Weight)> RankMix { get; init; } = [(8, 40), (16, 30), (32, 20), (64, 10)];
 
     public int Seed { get; init; } = 42;
 
-    /// <summary>BENCHMARKS.md §1: about 5.2 MB per unit of rank for an 8B model with all linear layers adapted.</summary>
+    /// <summary>docs/benchmarks.md §1: about 5.2 MB per unit of rank for an 8B model with all linear layers adapted.</summary>
     public const long BytesPerRank = 5_200_000;
 }
 

@@ -7,7 +7,7 @@ using System.Text.Json.Nodes;
 
 namespace HybridServing.Bench.Results;
 
-/// <summary>One target from BENCHMARKS.md and whether this run met it (null = not measured).</summary>
+/// <summary>One target from docs/benchmarks.md and whether this run met it (null = not measured).</summary>
 internal sealed record TargetCheck(string Figure, string Measured, string Target, bool? Met);
 
 /// <summary>A table of one run: a caption, column headers, rows of formatted cells.</summary>
@@ -57,7 +57,7 @@ internal sealed class BenchReport(string command, IReadOnlyDictionary<string, st
         }
         if (Targets.Count > 0)
         {
-            sb.Append("**Targets (BENCHMARKS.md)**\n\n| figure | measured | target | met |\n|---|---|---|---|\n");
+            sb.Append("**Targets (docs/benchmarks.md)**\n\n| figure | measured | target | met |\n|---|---|---|---|\n");
             foreach (var t in Targets)
                 sb.Append(CultureInfo.InvariantCulture, $"| {t.Figure} | {t.Measured} | {t.Target} | {(t.Met is null ? "n/a" : t.Met.Value ? "yes" : "**no**")} |\n");
             sb.Append('\n');

@@ -26,7 +26,7 @@ public sealed class PeftAdapterTests : IDisposable
     [Fact]
     public void Llama_8b_adapters_have_the_published_size_per_rank()
     {
-        // BENCHMARKS.md: about 5.2 MB per unit of rank with all linear layers adapted.
+        // docs/benchmarks.md: about 5.2 MB per unit of rank with all linear layers adapted.
         var shape = BaseModelShape.For("meta-llama/Llama-3.1-8B-Instruct");
         long perRank = shape.Layers * shape.Modules.Values.Sum(m => (long)m.In + m.Out) * 2;
         Assert.InRange(perRank, 5_100_000, 5_300_000);

@@ -8,7 +8,7 @@ namespace HybridServing.TestKit;
 /// A real S3-protocol server (s3rver from npm) for S3 tests (xunit class fixture). It installs itself into
 /// <c>tests/TestKit/node</c> on first use (one install shared by every test project, guarded by a lock file so
 /// parallel test runs do not install over each other); nothing is skipped: without npm the tests fail and say why.
-/// Clients need path-style addressing, and <c>UseChunkEncoding = false</c> on PUT (ENVIRONMENT-NOTES.md).
+/// Clients need path-style addressing, and <c>UseChunkEncoding = false</c> on PUT.
 /// </summary>
 public sealed class S3rverFixture : IAsyncLifetime
 {

@@ -9,7 +9,7 @@ namespace HybridServing.ClusterSimulator.Configuration;
 /// <summary>One rank and the share of adapters that have it.</summary>
 internal sealed record RankShare(int Rank, double Share);
 
-/// <summary>Every knob of the benchmark (BENCHMARKS.md §1); each one is a command-line option.</summary>
+/// <summary>Every knob of the benchmark (docs/benchmarks.md §1); each one is a command-line option.</summary>
 internal sealed record SimulationOptions
 {
     public static readonly IReadOnlyList<string> AllScenarios = [ScenarioNames.Steady, ScenarioNames.FlashCrowd, ScenarioNames.Drift, ScenarioNames.EngineLost];

@@ -37,7 +37,7 @@ internal static class JsonReport
         };
         var doc = new
         {
-            benchmark = "BENCHMARKS.md §1 routing and placement (virtual time)",
+            benchmark = "docs/benchmarks.md §1 routing and placement (virtual time)",
             command,
             options = b.Options,
             wallSeconds = b.WallSeconds,

@@ -5,7 +5,7 @@ using HybridServing.ClusterSimulator.Experiments;
 
 namespace HybridServing.ClusterSimulator.Reporting;
 
-/// <summary>The BENCHMARKS.md §1 figures as a markdown page (results.md).</summary>
+/// <summary>The docs/benchmarks.md §1 figures as a markdown page (results.md).</summary>
 internal static class MarkdownReport
 {
     public static string Render(BenchmarkOutcome b, string command)
@@ -16,7 +16,7 @@ internal static class MarkdownReport
         string T(double? v) => ExperimentRunner.Show(v);
         string R(double a, double c) => c > 0 && double.IsFinite(a) ? (a / c).ToString("0.##", CultureInfo.InvariantCulture) + "×" : "—";
 
-        s.AppendLine("# Cluster simulator: routing and placement (BENCHMARKS.md §1)");
+        s.AppendLine("# Cluster simulator: routing and placement (docs/benchmarks.md §1)");
         s.AppendLine();
         s.AppendLine($"Workload: {o.Describe()}. SLO: P99 TTFT ≤ {o.SloTtft} s and P99 TPOT ≤ {o.SloTpot * 1000} ms. Virtual time; the wall clock took {b.WallSeconds:0} s.");
         s.AppendLine();

@@ -3,7 +3,7 @@ using HybridServing.ClusterSimulator.Experiments;
 
 namespace HybridServing.ClusterSimulator.Reporting;
 
-/// <summary>One BENCHMARKS.md §1 target, what was measured for HybridServing, and whether it holds.</summary>
+/// <summary>One docs/benchmarks.md §1 target, what was measured for HybridServing, and whether it holds.</summary>
 internal sealed record TargetCheck(string Figure, string Target, string Measured, bool? Holds);
 
 internal static class Targets

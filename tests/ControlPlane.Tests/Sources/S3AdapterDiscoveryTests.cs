@@ -30,7 +30,7 @@ public sealed class S3AdapterDiscoveryTests(S3rverFixture s3) : IClassFixture<S3
     {
         using var client = new AmazonS3Client(new BasicAWSCredentials("S3RVER", "S3RVER"),
             new AmazonS3Config { ServiceURL = s3.ServiceUrl.ToString(), ForcePathStyle = true, AuthenticationRegion = "us-east-1" });
-        // UseChunkEncoding = false: s3rver would store aws-chunked framing as part of the object (ENVIRONMENT-NOTES.md).
+        // UseChunkEncoding = false: s3rver would store aws-chunked framing as part of the object.
         await client.PutObjectAsync(new PutObjectRequest { BucketName = S3rverFixture.Bucket, Key = key, InputStream = new MemoryStream(bytes), UseChunkEncoding = false });
     }
 

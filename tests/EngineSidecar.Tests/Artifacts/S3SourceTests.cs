@@ -23,7 +23,7 @@ public sealed class S3SourceTests(S3rverFixture s3) : IClassFixture<S3rverFixtur
                 BucketName = S3rverFixture.Bucket,
                 Key = $"{prefix}/{file}",
                 FilePath = Path.Combine(adapterDir, file),
-                // s3rver would store aws-chunked framing as part of the object (ENVIRONMENT-NOTES.md).
+                // s3rver would store aws-chunked framing as part of the object.
                 UseChunkEncoding = false,
             });
         }
