@@ -60,6 +60,7 @@ internal sealed record AppHostOptions
           --state-dir DIR            sidecar caches (default .hybridserving/ in the repository)
           -h, --help                 this text
 
+        Every port above is checked before anything starts; one in use ends the run (exit 3) naming it.
         Aspire's own options and configuration (--Section:Key=value) pass through to Aspire.
         """;
 

@@ -19,6 +19,12 @@ if (options.Help)
     return 0;
 }
 
+if (options.Publish is null && PortCheck.Problem(options) is { } portProblem)
+{
+    Console.Error.WriteLine($"error: {portProblem}");
+    return 3;
+}
+
 var builder = DistributedApplication.CreateBuilder([.. options.AspireArgs]);
 var repository = Path.GetFullPath(Path.Combine(builder.AppHostDirectory, ".."));
 
