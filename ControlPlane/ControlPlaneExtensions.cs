@@ -1,3 +1,4 @@
+using HybridServing.ControlPlane.Telemetry;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using HybridServing.ControlPlane.Api;
 using HybridServing.ControlPlane.Engines;
@@ -34,6 +35,7 @@ public static class ControlPlaneExtensions
             var o = sp.GetRequiredService<IOptions<HybridServing.ControlPlane.ControlPlaneOptions>>().Value;
             return new DemandTracker(sp.GetRequiredService<TimeProvider>(), o.DemandWindow, o.RatePerReplica);
         });
+        services.AddSingleton<LoraAdapterPhaseGauge>();
         services.AddSingleton<Reconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<Reconciler>());
 

@@ -104,6 +104,8 @@ public static class GatewayExtensions
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(GatewayTelemetry.Name);
         GatewayLog.Started(log, pipeline.Name, keys.Count, options.Tenancy.RequireApiKey, app.Configuration[GatewayOptions.ControlPlaneGrpcKey]);
         if (options.Tenancy.RequireApiKey && keys.Count == 0) GatewayLog.NoTenants(log);
+        var telemetry = app.Services.GetRequiredService<GatewayTelemetry>();
+        app.Lifetime.ApplicationStarted.Register(telemetry.StartSeriesAtZero);
 
         var inference = app.Services.GetRequiredService<InferenceEndpoint>();
         var models = app.Services.GetRequiredService<ModelsEndpoint>();

@@ -52,6 +52,7 @@ internal sealed partial class Reconciler : BackgroundService
     private long _sequence;
     private readonly IControlPlaneLeadership _leadership;
     private readonly DemandTracker _demand;
+    private readonly LoraAdapterPhaseGauge _phases;
     private readonly PlacementOptions _placement;
     private DateTimeOffset? _startedAt;
     // Adapters evicted for a higher-priority one stay "Preempted" (not merely short of capacity) until placed again.
@@ -60,8 +61,9 @@ internal sealed partial class Reconciler : BackgroundService
     private sealed record DiscoveryEntry(string Fingerprint, DiscoveryResult Result, DateTimeOffset ValidUntil, int Failures);
 
     public Reconciler(IControlPlaneHome home, IControlPlaneLeadership leadership, EngineRegistry engines, IAdapterDiscovery discovery,
-        RoutingTableStore routes, DemandTracker demand, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
+        RoutingTableStore routes, DemandTracker demand, LoraAdapterPhaseGauge phases, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
     {
+        _phases = phases;
         _demand = demand;
         _home = home;
         _leadership = leadership;
@@ -501,6 +503,7 @@ internal sealed partial class Reconciler : BackgroundService
         }
         foreach (var gone in _previous.Keys.Where(k => !finalResources.ContainsKey(k) && resources.All(r => r.Key != k)).ToList()) _previous.Remove(gone);
         await _home.WriteStatusAsync(written, ct);
+        _phases.Record(written.Select(w => w.Status!));
         if (_routes.Publish(RoutingTableBuilder.Build(model, views)))
             LogRoutesPublished(_logger, _routes.Current.Version, owners.Count, views.Count);
 

@@ -53,6 +53,17 @@ internal sealed class GatewayTelemetry : IDisposable
     public Counter<long> Retries { get; }
     public Counter<long> Tokens { get; }
 
+    /// <summary>
+    /// Records zero for every overflow outcome, so <c>/metrics</c> carries the series (and the dashboard's
+    /// overflow panel and <c>rate()</c> have a baseline) before the first overflow happens. Called once the
+    /// app has started, when the metrics bridge is listening.
+    /// </summary>
+    public void StartSeriesAtZero()
+    {
+        foreach (var outcome in Enum.GetValues<ColdStarts.OverflowOutcome>())
+            Overflows.Add(0, new KeyValuePair<string, object?>("outcome", ColdStarts.OverflowCoordinator.OutcomeName(outcome)));
+    }
+
     public void Dispose() => _meter.Dispose();
 
 }
