@@ -19,6 +19,8 @@ internal sealed class AutoscalerLoop(
     KubernetesEvents? events,
     TimeProvider time) : BackgroundService
 {
+    // Scale-downs in progress, by pool; each pool's loop touches only its own entry.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PendingScaleDown> _scaleDowns = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PoolScaler> _scalers = options.Value.Pools.ToDictionary(p => p.Key, p => new PoolScaler(p.Value.ToPolicy(p.Key)), StringComparer.Ordinal);
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -37,7 +39,12 @@ internal sealed class AutoscalerLoop(
         }
     }
 
-    /// <summary>One observe → decide → act → record pass for one pool.</summary>
+    /// <summary>
+    /// One observe → decide → act → record pass for one pool. A scale-down (which drains an engine first, up
+    /// to <c>DrainTimeout</c>) runs in the background so the pool keeps deciding meanwhile: a later pass that
+    /// no longer wants fewer engines abandons it (the engine stays awake), and the pass after it finishes
+    /// reports what it did. Scale-ups are applied at once.
+    /// </summary>
     internal async Task<PoolStatus> TickAsync(string name, PoolOptions pool, CancellationToken ct)
     {
         var actuator = actuators[name];
@@ -45,19 +52,57 @@ internal sealed class AutoscalerLoop(
         var observation = await collector.ObserveAsync(pool, actuator, shared, ct);
         var decision = _scalers[name].Decide(observation.Signals, time.GetUtcNow());
         var action = "no change";
-        ActuationFailure? failure = null;
-        // A frozen decision holds what runs: nothing is acted on without data.
-        if (decision.Mode != ScaleMode.Frozen && decision.Changes)
+        ActuationFailure? failure = observation.ActuatorFailure;
+        var frozen = decision.Mode == ScaleMode.Frozen;
+
+        if (_scaleDowns.TryGetValue(name, out var pending))
         {
-            try { action = await actuator.ApplyAsync(decision, observation.Engines, ct); }
-            catch (ActuatorException e) { failure = new ActuationFailure(e.Reason, e.Message); action = "failed"; }
+            if (pending.Work.IsCompleted)
+            {
+                _scaleDowns.TryRemove(name, out _);
+                pending.Cancel.Dispose();
+                (action, failure) = await pending.Work;
+            }
+            else if (!frozen && decision.Desired >= decision.Current)
+            {
+                // Load came back while the engine drained: keep it (and every other) awake.
+                await pending.Cancel.CancelAsync();
+                await pending.Work;
+                _scaleDowns.TryRemove(name, out _);
+                pending.Cancel.Dispose();
+                action = $"abandoned the scale-down to {pending.Desired}: load came back";
+            }
+            else
+            {
+                action = $"scaling down to {pending.Desired} (draining)";
+            }
+            pending = _scaleDowns.GetValueOrDefault(name);
         }
-        else
+        // A frozen decision holds what runs: nothing is acted on without data.
+        if (!frozen && decision.Changes && pending is null)
         {
-            failure = observation.ActuatorFailure;
+            if (decision.Desired > decision.Current)
+                (action, failure) = await ApplyAsync(actuator, decision, observation.Engines, ct);
+            else
+            {
+                var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                _scaleDowns[name] = new PendingScaleDown(decision.Desired, cancel, Task.Run(() => ApplyAsync(actuator, decision, observation.Engines, cancel.Token), CancellationToken.None));
+                action = $"scaling down to {decision.Desired} (draining)";
+            }
         }
         recorder.Record(decision, action, failure);
         if (events is not null && pool.Actuator == ActuatorKind.Deployment) await events.RecordAsync(pool, decision, action, failure, ct);
         return recorder.Latest[name];
     }
+
+    private static async Task<(string Action, ActuationFailure? Failure)> ApplyAsync(IPoolActuator actuator, ScaleDecision decision,
+        IReadOnlyList<EngineReading> engines, CancellationToken ct)
+    {
+        try { return (await actuator.ApplyAsync(decision, engines, ct), null); }
+        catch (ActuatorException e) { return ("failed", new ActuationFailure(e.Reason, e.Message)); }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { return ("abandoned", null); }
+    }
+
+    /// <summary>A scale-down in progress: the count it goes to, how to abandon it, and what it did.</summary>
+    private sealed record PendingScaleDown(int Desired, CancellationTokenSource Cancel, Task<(string Action, ActuationFailure? Failure)> Work);
 }

@@ -31,6 +31,7 @@ internal static partial class DashboardCommand
           --window S      rate()/histogram window replacing the panels' [5m], in seconds [30]
           --prometheus P  the prometheus binary [prometheus on PATH; Debian package prometheus]
           --results DIR   results folder (writes dashboard/dashboard.png and dashboard.md) [bench/results]
+          --keep          keep the work folder (every component's log, Prometheus' data) and print its path
         """;
 
     private static readonly HashSet<string> Valued = ["--engines", "--minutes", "--window", "--prometheus", "--results"];
@@ -41,7 +42,8 @@ internal static partial class DashboardCommand
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var a = new BenchArgs("dashboard", args, Valued, new HashSet<string>());
+        var a = new BenchArgs("dashboard", args, Valued, new HashSet<string> { "--keep" });
+        var keep = a.Has("--keep");
         var engines = a.Int("--engines", 3, 2, 8);
         var minutes = a.Int("--minutes", 4, 1, 60);
         var window = a.Int("--window", 30, 5, 600);
@@ -64,7 +66,11 @@ internal static partial class DashboardCommand
 
             var started = DateTimeOffset.UtcNow;
             Progress.Log($"load for {minutes} min: rise, burst, fall, idle");
+            using var follow = new CancellationTokenSource();
+            var decisions = FollowAutoscalerAsync(stack.Endpoint("autoscaler"), follow.Token);
             var sent = await DriveAsync(stack.Endpoint("gateway"), TimeSpan.FromMinutes(minutes));
+            await follow.CancelAsync();
+            var changes = await decisions;
             await Task.Delay(TimeSpan.FromSeconds(5)); // one more scrape of the idle end
             var ended = DateTimeOffset.UtcNow;
             Progress.Log($"sent {sent.Total} requests ({sent.Failed} not 2xx); querying every panel");
@@ -107,6 +113,10 @@ internal static partial class DashboardCommand
             md.AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"The {charts.Count} panels of `k8s/monitoring/hybridserving-dashboard.json`, each its own PromQL with `[5m]` replaced by `[{window}s]`, asked of a real Prometheus (1 s scrapes) over a {minutes}-minute run of the AppHost's stack ({engines} engines, Autoscaler keeping 1 awake): {sent.Total} chat completions through the gateway ({sent.Failed} not 2xx), rising, bursting, falling, then idle.");
             md.AppendLine();
+            md.AppendLine("The Autoscaler's decisions during the run (each change of desired count or reason, from its `/v1/status`):");
+            md.AppendLine();
+            foreach (var change in changes) md.AppendLine(CultureInfo.InvariantCulture, $"- {(change.At - started).TotalSeconds:0} s: {change.Text}");
+            md.AppendLine();
             md.AppendLine(empty.Count == 0 ? "Every panel drew data." : $"Panels without data in this run: {string.Join(", ", empty)}.");
             md.AppendLine();
             md.AppendLine("![dashboard](dashboard.png)");
@@ -116,9 +126,13 @@ internal static partial class DashboardCommand
         }
         finally
         {
-            try { Directory.Delete(work, recursive: true); }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
+            if (keep) Progress.Log($"kept {work}");
+            else
+            {
+                try { Directory.Delete(work, recursive: true); }
+                catch (IOException) { }
+                catch (UnauthorizedAccessException) { }
+            }
         }
     }
 
@@ -186,6 +200,34 @@ internal static partial class DashboardCommand
         for (var i = 0; i < Concurrency(0.5); i++) workers.Add(WorkerAsync(i));
         await Task.WhenAll(workers);
         return (total, failed);
+    }
+
+    /// <summary>Polls the Autoscaler's <c>/v1/status</c> every second and logs each change of desired count or reason.</summary>
+    private static async Task<List<(DateTimeOffset At, string Text)>> FollowAutoscalerAsync(Uri autoscaler, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = autoscaler, Timeout = TimeSpan.FromSeconds(5) };
+        var changes = new List<(DateTimeOffset, string)>();
+        string? last = null;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            try
+            {
+                var status = JsonNode.Parse(await http.GetStringAsync("/v1/status", cancellationToken))!;
+                foreach (var pool in status["pools"]!.AsArray())
+                {
+                    var key = $"{pool!["pool"]}: {pool["current"]} -> {pool["desired"]} ({pool["reason"]})";
+                    if (key == last) continue;
+                    last = key;
+                    var text = $"{key} {pool["message"]}";
+                    Progress.Log("autoscaler " + text);
+                    changes.Add((DateTimeOffset.UtcNow, text));
+                }
+                await Task.Delay(1000, cancellationToken);
+            }
+            catch (OperationCanceledException) { break; }
+            catch (HttpRequestException) { }
+        }
+        return changes;
     }
 
     /// <summary>Grafana's legend format: <c>{{label}}</c> replaced by the series' label value.</summary>

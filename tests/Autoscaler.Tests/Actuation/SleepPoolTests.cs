@@ -70,6 +70,18 @@ public sealed class SleepPoolTests : IAsyncLifetime
         return last!;
     }
 
+    /// <summary>Ticks (a second of decision time each, real time between them for background drains) until the action starts with <paramref name="prefix"/>.</summary>
+    private async Task<PoolStatus> TicksUntil(AutoscalerLoop loop, PoolOptions pool, string prefix)
+    {
+        for (var i = 0; i < 200; i++)
+        {
+            var status = await Ticks(loop, pool, 1);
+            if (status.Action.StartsWith(prefix, StringComparison.Ordinal)) return status;
+            await Task.Delay(50);
+        }
+        throw new Xunit.Sdk.XunitException($"no action starting with '{prefix}' within 200 ticks.");
+    }
+
     private async Task<bool> IsSleeping(MockEngineHost engine)
     {
         using var doc = JsonDocument.Parse(await _http.GetStringAsync(new Uri(engine.BaseUrl, "is_sleeping")));
@@ -84,7 +96,7 @@ public sealed class SleepPoolTests : IAsyncLifetime
     public async Task Idle_engines_above_the_minimum_sleep_and_wake_when_load_comes()
     {
         var (loop, pool, recorder) = Autoscaler();
-        var idle = await Ticks(loop, pool, 8);
+        var idle = await TicksUntil(loop, pool, "slept");
         Assert.Equal(1, idle.Decision.Desired);
         Assert.False(await IsSleeping(_engines[0]));
         Assert.True(await IsSleeping(_engines[1]));   // the last listed engine sleeps first
@@ -109,15 +121,36 @@ public sealed class SleepPoolTests : IAsyncLifetime
         for (var i = 0; i < 500 && _engines[1].Inspector.Snapshot().Running == 0; i++) await Task.Delay(5);
         Assert.Equal(1, _engines[1].Inspector.Snapshot().Running);
         // Concurrency 1 at target 1 wants 1 engine: engine 1 drains, then sleeps.
-        PoolStatus status;
-        do status = await Ticks(loop, pool, 1);
-        while (!status.Action.StartsWith("slept", StringComparison.Ordinal) && _clock.GetUtcNow() < new DateTimeOffset(2026, 1, 1, 0, 1, 0, TimeSpan.Zero));
+        await TicksUntil(loop, pool, "slept");
         Assert.True(inFlight.IsCompleted, "the sleep was sent before the in-flight request finished");
         using var response = await inFlight;
         Assert.Equal(200, (int)response.StatusCode);
         var usage = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("usage").GetProperty("completion_tokens").GetInt32();
         Assert.Equal(60, usage);
         Assert.True(await IsSleeping(_engines[1]));
+    }
+
+    [Fact]
+    public async Task A_scale_down_still_draining_is_abandoned_when_load_comes_back_and_the_pool_keeps_deciding()
+    {
+        var (loop, pool, _) = Autoscaler();
+        // Engine 1 serves a long request: the scale-down to 1 engine has to wait for it (drain).
+        var inFlight = Complete(_engines[1], 2000);
+        for (var i = 0; i < 500 && _engines[1].Inspector.Snapshot().Running == 0; i++) await Task.Delay(5);
+        var draining = await Ticks(loop, pool, 1);
+        Assert.Equal(1, draining.Decision.Desired);
+        Assert.StartsWith("scaling down to 1 (draining)", draining.Action, StringComparison.Ordinal);
+
+        // The drain does not stop the loop: load arrives on engine 0 and the next passes see it.
+        var load = Enumerable.Range(0, 3).Select(_ => Complete(_engines[0], 200)).ToList();
+        for (var i = 0; i < 500 && _engines[0].Inspector.Snapshot().Running < 3; i++) await Task.Delay(5);
+        var kept = await TicksUntil(loop, pool, "abandoned");
+        Assert.True(kept.Decision.Desired >= 2, kept.Decision.Message);
+        Assert.False(await IsSleeping(_engines[1]));
+        // Still serving its long request: the drain was abandoned, not completed.
+        Assert.False(inFlight.IsCompleted);
+        Assert.Equal(1, _engines[1].Inspector.Snapshot().Running);
+        foreach (var r in load) Assert.Equal(200, (int)(await r).StatusCode);
     }
 
     [Fact]
