@@ -124,12 +124,8 @@ public static class ServiceDefaultsExtensions
             // so requests served before Prometheus first scrapes are counted too.
             Metrics.DefaultRegistry.CollectAndExportAsTextAsync(Stream.Null).GetAwaiter().GetResult();
             // Exemplars (a trace id on each observation) only mean something when traces are exported.
-            var exemplars = IsExporting(app.Configuration);
-            app.UseHttpMetrics(o =>
-            {
-                o.RequestCount.ExemplarPredicate = _ => exemplars;
-                o.RequestDuration.ExemplarPredicate = _ => exemplars;
-            });
+            var requests = new HybridServing.ServiceDefaults.HttpRequestMetrics(exemplars: IsExporting(app.Configuration));
+            app.Use(requests.InvokeAsync);
             app.MapMetrics(MetricsEndpointPath);
         }
         return app;
@@ -140,7 +136,7 @@ public static class ServiceDefaultsExtensions
     /// framework's per-request HTTP stack (ASP.NET Core hosting, Kestrel, routing, memory pool,
     /// HttpClient). Bridging those cost a proxying service more CPU per request than its own work (a
     /// dozen measurements per request, each a label lookup); request counts and durations stay on
-    /// <c>/metrics</c> through prometheus-net's <c>http_*</c> middleware, and OpenTelemetry still exports
+    /// <c>/metrics</c> as the <c>http_*</c> series (<see cref="HybridServing.ServiceDefaults.HttpRequestMetrics"/>), and OpenTelemetry still exports
     /// every framework instrument over OTLP. Event counters are read from the runtime only: listening
     /// to the HTTP and socket event sources turns on their per-request events. Applies process-wide,
     /// at the default registry's first collection.
