@@ -28,7 +28,7 @@ internal sealed record AutoscaleOptions
     /// <summary>Arrival rate at the day's peak, requests/s (the flash crowd comes on top).</summary>
     public double PeakRate { get; init; } = 40;
     /// <summary>Arrival rate of the quiet night, requests/s.</summary>
-    public double NightRate { get; init; } = 0.02;
+    public double NightRate { get; init; } = 0.005;
     /// <summary>Extra rate of the flash crowd (all of it for one adapter that is cold before).</summary>
     public double FlashRate { get; init; } = 12;
     /// <summary>When the flash crowd starts, as a fraction of the day, and how long it lasts (virtual seconds).</summary>
@@ -72,7 +72,7 @@ internal static class AutoscaleCommandLine
         new("--seed", "random seed (default 1)", (o, v) => o with { Cluster = o.Cluster with { Seed = Int(v, "--seed", int.MinValue, int.MaxValue) } }),
         new("--day", "virtual seconds of the compressed day (default 3600)", (o, v) => o with { Day = Double(v, "--day", 60, 1_000_000) }),
         new("--peak-rate", "requests/s at the day's peak (default 40)", (o, v) => o with { PeakRate = Double(v, "--peak-rate", 0.01, 1e6) }),
-        new("--night-rate", "requests/s during the quiet night (default 0.02)", (o, v) => o with { NightRate = Double(v, "--night-rate", 0, 1e6) }),
+        new("--night-rate", "requests/s during the quiet night (default 0.005: one request every 200 s)", (o, v) => o with { NightRate = Double(v, "--night-rate", 0, 1e6) }),
         new("--flash-rate", "extra requests/s of the flash crowd, all for one cold adapter (default 12; 0 = none)", (o, v) => o with { FlashRate = Double(v, "--flash-rate", 0, 1e6) }),
         new("--flash-at", "start of the flash crowd as a fraction of the day (default 0.35)", (o, v) => o with { FlashAt = Double(v, "--flash-at", 0, 1) }),
         new("--flash-seconds", "length of the flash crowd in virtual seconds (default 120)", (o, v) => o with { FlashSeconds = Double(v, "--flash-seconds", 0, 1_000_000) }),
