@@ -87,7 +87,7 @@ internal static class AutoscaleCommandLine
         new("--parallelism", "simulations run at once (default: processor count)", (o, v) => o with { Cluster = o.Cluster with { Parallelism = Int(v, "--parallelism", 1, 256) } }),
     ];
 
-    public static string Help => OptionParser.Help("bench/ClusterSimulator -- " + Command, Flags);
+    public static string Help => OptionParser.Help("bench/ClusterSimulator", Flags).Replace("-- [options]", $"-- {Command} [options]", StringComparison.Ordinal);
 
     /// <summary>Null when --help was asked for.</summary>
     public static AutoscaleOptions? Parse(IReadOnlyList<string> args)
