@@ -1,9 +1,12 @@
+using HybridServing.ClusterSimulator.Autoscaling;
 using HybridServing.ClusterSimulator.Configuration;
 using HybridServing.ClusterSimulator.Experiments;
 using HybridServing.ClusterSimulator.Reporting;
 
 // The routing/placement benchmark (docs/benchmarks.md §1): every policy on the same seeded workload,
-// in virtual time; writes results.md, results.json and the charts to --out.
+// in virtual time; writes results.md, results.json and the charts to --out. `autoscale` runs the
+// Autoscaler experiment instead (Autoscaling/).
+if (args.Length > 0 && args[0] == AutoscaleCommandLine.Command) return AutoscaleProgram.Run(args[1..]);
 SimulationOptions? options;
 try
 {

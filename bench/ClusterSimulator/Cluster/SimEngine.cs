@@ -27,6 +27,8 @@ internal sealed class SimEngine
     public EngineModel Model => Driver.Model;
     public EngineRoute Route { get; }
     public bool Alive { get; set; } = true;
+    /// <summary>False while the engine sleeps (vLLM sleep mode): the gateway does not route to it.</summary>
+    public bool Awake { get; set; } = true;
 
     /// <summary>Adapters whose artifacts are on the node's local disk.</summary>
     public HashSet<int> Disk { get; } = [];

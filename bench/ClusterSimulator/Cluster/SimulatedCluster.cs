@@ -189,11 +189,21 @@ internal sealed class SimulatedCluster
         RequestFinished?.Invoke(request);
     }
 
+    /// <summary>
+    /// Puts the engine to sleep or wakes it: a sleeping engine is not routed to (it stays in the fleet, so
+    /// requests it already admitted finish).
+    /// </summary>
+    public void SetAwake(SimEngine engine, bool awake)
+    {
+        engine.Awake = awake;
+        Alive = [.. _engines.Where(e => e.Alive && e.Awake)];
+    }
+
     /// <summary>The engine is gone (node lost): its requests are retried elsewhere by the gateway.</summary>
     public void LoseEngine(SimEngine engine)
     {
         engine.Alive = false;
-        Alive = [.. _engines.Where(e => e.Alive)];
+        Alive = [.. _engines.Where(e => e.Alive && e.Awake)];
         var lost = Fleet.Remove(engine.Driver);
         var retry = new List<SimRequest>();
         foreach (var m in lost)

@@ -18,7 +18,7 @@ internal static class WorkloadGenerator
 {
     public const double FlashShare = 0.2;
     /// <summary>Log-space spread of lengths: chat traffic has a long right tail.</summary>
-    private const double LengthSigma = 0.8;
+    public const double LengthSigma = 0.8;
     public const int MaxPromptTokens = 8192;
     public const int MaxOutputTokens = 2048;
 
