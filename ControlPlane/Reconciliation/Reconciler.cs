@@ -25,6 +25,7 @@ namespace HybridServing.ControlPlane.Reconciliation;
 /// </summary>
 internal sealed partial class Reconciler : BackgroundService
 {
+    private readonly ISecretReader _secrets;
     private readonly IControlPlaneHome _home;
     private readonly EngineRegistry _engines;
     private readonly IAdapterDiscovery _discovery;
@@ -61,8 +62,10 @@ internal sealed partial class Reconciler : BackgroundService
     private sealed record DiscoveryEntry(string Fingerprint, DiscoveryResult Result, DateTimeOffset ValidUntil, int Failures);
 
     public Reconciler(IControlPlaneHome home, IControlPlaneLeadership leadership, EngineRegistry engines, IAdapterDiscovery discovery,
-        RoutingTableStore routes, DemandTracker demand, LoraAdapterPhaseGauge phases, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
+        RoutingTableStore routes, DemandTracker demand, LoraAdapterPhaseGauge phases, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger,
+        ISecretReader secrets)
     {
+        _secrets = secrets;
         _phases = phases;
         _demand = demand;
         _home = home;
@@ -481,7 +484,7 @@ internal sealed partial class Reconciler : BackgroundService
         foreach (var connection in enginesSynced && _leadership.IsLeader ? connections : [])
         {
             if (!plan.EngineAdapters.TryGetValue(connection.Endpoint.Name, out var names)) continue;
-            var desired = names.Select(n => ToSpec(owners[n].Adapter, owners[n].Resource.Declared.Resource.Spec.BaseModel)).ToList();
+            var desired = names.Select(n => ToSpec(owners[n].Adapter, owners[n].Resource.Declared.Resource)).ToList();
             foreach (var n in names)
                 if (!views[connection.Endpoint.Name].Adapters.TryGetValue(n, out var s) || s.Phase != AdapterPhase.Loaded)
                     _backoff.AttemptStarted(n, connection.Endpoint.Name);
@@ -605,13 +608,16 @@ internal sealed partial class Reconciler : BackgroundService
             new Dictionary<string, string>(selector.MatchLabels ?? new Dictionary<string, string>(), StringComparer.Ordinal),
             [.. (selector.MatchExpressions ?? []).Select(e => new SelectorRequirement(e.Key, e.OperatorProperty, [.. e.Values ?? []]))]);
 
-    private static AdapterSpec ToSpec(DiscoveredAdapter adapter, string baseModel) => new()
+    private AdapterSpec ToSpec(DiscoveredAdapter adapter, LoraAdapter resource) => new()
     {
         Name = adapter.Name,
         Source = adapter.Uri,
         Sha256 = adapter.Digest,
-        BaseModel = baseModel,
+        BaseModel = resource.Spec.BaseModel,
         Pinned = false,
+        CredentialsSecret = resource.Spec.CredentialsSecretRef is { Name: { Length: > 0 } secret }
+            ? _secrets.SidecarReference(secret, resource.Metadata.NamespaceProperty ?? "default") ?? ""
+            : "",
     };
 
     private static LoraAdapter WithStatus(LoraAdapter resource, LoraAdapterStatus status)
