@@ -261,4 +261,36 @@ public sealed class KubernetesHomeEndToEndTests(S3rverFixture s3) : IAsyncLifeti
         Assert.Contains($"secret '{Ns}/no-such-secret' named by spec.credentialsSecretRef does not exist", condition.Message);
         Assert.DoesNotContain("S3RVER", KubernetesJson.Serialize(_server.List<LoraAdapter>(null)));
     }
+
+    [Fact]
+    public async Task Declared_memory_and_adapter_size_constrain_placement_with_budgets_from_the_engines_own_configuration()
+    {
+        // Neither sidecar reports an adapter memory budget (the manifests and the AppHost set none); engine 0's
+        // adapter cache is smaller than any adapter.
+        _sidecars[0].Info.CacheBudgetBytes = 1024;
+        _sidecars[1].Info.CacheBudgetBytes = 1L << 30;
+        TestAdapters.Write(_dir.Path, "big-a", 8);
+        using var client = _server.CreateClient();
+        var sql = Adapter("sql");
+        sql.Spec.AdapterSource = new AdapterSource { Type = AdapterSourceTypes.Local, Repository = _dir.Path, Pattern = "sql-*" };
+        sql.Spec.DeploymentConfig = new DeploymentConfig { Replicas = new ReplicaConfig { All = true } };
+        var big = Adapter("big");
+        big.Spec.AdapterSource = new AdapterSource { Type = AdapterSourceTypes.Local, Repository = _dir.Path, Pattern = "big-*" };
+        big.Spec.SchedulingConfig = new SchedulingConfig { ResourceRequirements = new AdapterResourceRequirements { Memory = "1Ti" } };
+        foreach (var a in new[] { sql, big })
+            await client.CustomObjects.CreateNamespacedCustomObjectAsync(a, LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural);
+        _app = await StartControlPlaneAsync();
+
+        // Storage: only the engine whose cache holds the files gets them.
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "sql")?.Status?.Phase == LoraAdapterPhases.Ready, "sql is Ready", seconds: 20);
+        Assert.Equal(["vllm-1"], _server.Get<LoraAdapter>(Ns, "sql")!.Status!.PodAssignments!.Select(p => p.Pod));
+        Assert.Empty(_sidecars[0].Desired);
+
+        // Memory: 4 slots of a rank-16 adapter of this base model (twice the size of these rank-8 ones) is far below 1Ti.
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "big")?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "False") == true, "big is refused", seconds: 20);
+        var condition = _server.Get<LoraAdapter>(Ns, "big")!.Status!.Conditions!.Single(c => c.Type == "Ready");
+        Assert.Equal(LoraAdapterReasons.AdapterIncompatible, condition.Reason);
+        Assert.Matches(@"needs 1099511627776 bytes of adapter memory; the largest budget among compatible engines is \d+ bytes", condition.Message);
+        Assert.DoesNotContain("big-a", _sidecars[1].Desired);
+    }
 }
