@@ -60,8 +60,10 @@ public static class SidecarHostingExtensions
         Func<string, string?> environment = Environment.GetEnvironmentVariable;
         services.AddSingleton<HttpFileDownloader>();
         services.AddSingleton<IArtifactFetcher, HttpArtifactFetcher>();
-        services.AddSingleton<IArtifactFetcher>(sp => new HubArtifactFetcher(sp.GetRequiredService<HttpFileDownloader>(), HubSettings.From(options.Hub, environment)));
-        services.AddSingleton<IArtifactFetcher>(_ => new S3ArtifactFetcher(options.S3, environment));
+        services.AddSingleton(_ => new SourceCredentials(KubernetesAccess(options.Kubernetes)));
+        services.AddSingleton<IArtifactFetcher>(sp => new HubArtifactFetcher(sp.GetRequiredService<HttpFileDownloader>(), HubSettings.From(options.Hub, environment),
+            sp.GetRequiredService<SourceCredentials>()));
+        services.AddSingleton<IArtifactFetcher>(sp => new S3ArtifactFetcher(options.S3, environment, sp.GetRequiredService<SourceCredentials>()));
         services.AddSingleton<ArtifactCache>();
 
         services.AddSingleton(sp =>
@@ -92,6 +94,13 @@ public static class SidecarHostingExtensions
         services.AddGrpcHealthChecks().AddCheck<EngineReadinessCheck>("engine");
         return builder;
     }
+
+    /// <summary>The API server the sidecar reads credentialsSecretRef Secrets from: <c>Sidecar:Kubernetes:ApiServerUrl</c>
+    /// (plain, for tests and the API stand-in), else the pod's ServiceAccount in a cluster, else none.</summary>
+    private static k8s.IKubernetes? KubernetesAccess(KubernetesAccessOptions options) =>
+        options.ApiServerUrl is { Length: > 0 } url ? new k8s.Kubernetes(new k8s.KubernetesClientConfiguration { Host = url })
+        : k8s.KubernetesClientConfiguration.IsInCluster() ? new k8s.Kubernetes(k8s.KubernetesClientConfiguration.InClusterConfig())
+        : null;
 
     /// <summary>Maps the EngineSidecar gRPC service, gRPC health checking (grpc.health.v1) and <c>GET /status</c>
     /// (mode, engine, config file problems, allowed local roots, and every adapter's phase, reason and message).</summary>

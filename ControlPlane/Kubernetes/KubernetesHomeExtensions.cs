@@ -24,6 +24,9 @@ public static class KubernetesHomeExtensions
 
         // Tests (or a host with its own client) may register a KubeApi first.
         services.TryAddSingleton(sp => new KubeApi(new k8s.Kubernetes(ClientConfiguration(sp.GetRequiredService<IOptions<KubernetesHomeOptions>>().Value))));
+        // spec.credentialsSecretRef names a Secret in the LoraAdapter's namespace, read through the API (and by the sidecars).
+        services.RemoveAll<HybridServing.ControlPlane.Sources.ISecretReader>();
+        services.AddSingleton<HybridServing.ControlPlane.Sources.ISecretReader>(sp => new HybridServing.ControlPlane.Sources.KubernetesSecretReader(sp.GetRequiredService<KubeApi>().Client));
         services.TryAddSingleton(sp => KubernetesIdentity.Resolve(sp.GetRequiredService<IOptions<KubernetesHomeOptions>>().Value));
         services.TryAddSingleton<IControlPlaneLeadership>(sp =>
         {

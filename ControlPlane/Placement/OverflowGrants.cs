@@ -123,6 +123,14 @@ internal static class OverflowGrants
                 return new(OverflowReasons.EngineFull,
                     $"'{demand.Name}' needs {demand.MemoryBytes} bytes of adapter memory; engine '{engine.Name}' has {engine.AdapterMemoryBudgetBytes - used} of {engine.AdapterMemoryBudgetBytes} left.");
         }
+        if (engine.StorageBudgetBytes > 0)
+        {
+            long stored = 0;
+            foreach (var name in held) stored += demands.TryGetValue(name, out var d) ? d.StorageBytes : 0;
+            if (stored + demand.StorageBytes > engine.StorageBudgetBytes)
+                return new(OverflowReasons.EngineFull,
+                    $"'{demand.Name}' takes {demand.StorageBytes} bytes on disk; engine '{engine.Name}' has {engine.StorageBudgetBytes - stored} of its {engine.StorageBudgetBytes}-byte adapter cache left.");
+        }
         return null;
     }
 

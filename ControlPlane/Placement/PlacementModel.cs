@@ -3,6 +3,8 @@ namespace HybridServing.ControlPlane.Placement;
 /// <summary>An engine as the solver sees it. <see cref="Current"/> is what it holds (or was last told to hold) now.</summary>
 /// <param name="MaxLoraRank">0 = unknown (no rank limit applied).</param>
 /// <param name="AdapterMemoryBudgetBytes">0 = unknown (no memory limit applied).</param>
+/// <param name="StorageBudgetBytes">The sidecar's artifact cache budget (<c>cache_budget_bytes</c>): the adapters placed on
+/// an engine must fit on its disk together. 0 = unknown (no storage limit applied).</param>
 internal sealed record EngineSnapshot(
     string Name,
     string Node,
@@ -12,7 +14,8 @@ internal sealed record EngineSnapshot(
     int MaxCpuLoras,
     int MaxLoraRank,
     long AdapterMemoryBudgetBytes,
-    IReadOnlyCollection<string> Current)
+    IReadOnlyCollection<string> Current,
+    long StorageBudgetBytes = 0)
 {
     /// <summary>
     /// Adapters an engine can hold registered at once. vLLM keeps up to <c>max_cpu_loras</c> in host
@@ -64,6 +67,7 @@ internal sealed record EngineSelector(IReadOnlyDictionary<string, string> MatchL
 /// <summary>What one adapter needs.</summary>
 /// <param name="Name">Unique across the demands (the adapter's name on engines).</param>
 /// <param name="MemoryBytes">Memory it takes on an engine (counted against the adapter memory budget).</param>
+/// <param name="StorageBytes">Its files' size on disk (counted against the engine's storage budget).</param>
 /// <param name="MaxReplicas"><see cref="int.MaxValue"/> for "all matching engines".</param>
 /// <param name="CanPreempt">preemptionPolicy LowerPriority: may evict lower-priority adapters to reach its minimum.</param>
 /// <param name="ExcludedEngines">Engines it must not go to now (backing off after failures there).</param>
@@ -79,7 +83,8 @@ internal sealed record AdapterDemand(
     int Priority,
     bool CanPreempt,
     IReadOnlySet<string>? ExcludedEngines = null,
-    double RequestRate = 0);
+    double RequestRate = 0,
+    long StorageBytes = 0);
 
 /// <param name="SpreadAcrossNodes">Prefer engines on nodes that do not yet hold the adapter.</param>
 /// <param name="RatePerReplica">Requests per second one replica is meant to take: an adapter with a known rate wants

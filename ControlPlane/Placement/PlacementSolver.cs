@@ -60,7 +60,7 @@ internal static class PlacementSolver
     }
 
     /// <summary>What every demand with one base model and selector shares.</summary>
-    private readonly record struct BaseMatch(int Id, int[] Engines, bool RankMatters, bool MemoryMatters);
+    private readonly record struct BaseMatch(int Id, int[] Engines, bool RankMatters, bool MemoryMatters, bool StorageMatters);
 
     private sealed class State
     {
@@ -68,6 +68,7 @@ internal static class PlacementSolver
         private readonly int[] _node;
         private readonly int[] _slotsFree;
         private readonly long[] _memFree;
+        private readonly long[] _storageFree;
         private readonly List<int>[] _held;
         private readonly AdapterDemand[] _demands;
         private readonly int[] _order;
@@ -90,6 +91,7 @@ internal static class PlacementSolver
             _node = [.. _engines.Select(e => nodes.TryGetValue(e.Node, out var id) ? id : nodes[e.Node] = nodes.Count)];
             _slotsFree = [.. _engines.Select(e => e.Slots)];
             _memFree = [.. _engines.Select(e => e.AdapterMemoryBudgetBytes > 0 ? e.AdapterMemoryBudgetBytes : long.MaxValue)];
+            _storageFree = [.. _engines.Select(e => e.StorageBudgetBytes > 0 ? e.StorageBudgetBytes : long.MaxValue)];
             _held = [.. _engines.Select(_ => new List<int>())];
             _engineClasses = [.. _engines.Select(_ => new List<EligibilityClass>())];
 
@@ -118,7 +120,7 @@ internal static class PlacementSolver
                 foreach (var model in _engines[e].BaseModels)
                     if (!modelEngines.TryGetValue(model, out var list)) modelEngines[model] = [e];
                     else if (list[^1] != e) list.Add(e);
-            var classCache = new Dictionary<(int Base, int Rank, long Memory), EligibilityClass>();
+            var classCache = new Dictionary<(int Base, int Rank, long Memory, long Storage), EligibilityClass>();
             _baseMatch = new int[_demands.Length][];
             _class = new EligibilityClass[_demands.Length];
             _eligible = new int[_demands.Length][];
@@ -133,13 +135,14 @@ internal static class PlacementSolver
                             ? [.. serving.Where(e => demand.Selector.Matches(_engines[e].Labels))]
                             : [];
                         baseCache[(demand.BaseModel, demand.Selector.Key)] = bm = new BaseMatch(baseCache.Count, engines,
-                            engines.Any(e => _engines[e].MaxLoraRank > 0), engines.Any(e => _engines[e].AdapterMemoryBudgetBytes > 0));
+                            engines.Any(e => _engines[e].MaxLoraRank > 0), engines.Any(e => _engines[e].AdapterMemoryBudgetBytes > 0),
+                            engines.Any(e => _engines[e].StorageBudgetBytes > 0));
                     }
                     sameObjects[(demand.BaseModel, demand.Selector)] = bm;
                 }
                 var match = bm.Engines;
                 _baseMatch[d] = match;
-                var classKey = (bm.Id, bm.RankMatters ? demand.Rank : 0, bm.MemoryMatters ? demand.MemoryBytes : 0);
+                var classKey = (bm.Id, bm.RankMatters ? demand.Rank : 0, bm.MemoryMatters ? demand.MemoryBytes : 0, bm.StorageMatters ? demand.StorageBytes : 0);
                 if (!classCache.TryGetValue(classKey, out var cls))
                 {
                     classCache[classKey] = cls = new EligibilityClass([.. match.Where(e => Fits(_engines[e], demand))]);
@@ -265,11 +268,15 @@ internal static class PlacementSolver
         private static bool Fits(EngineSnapshot engine, AdapterDemand demand) =>
             (engine.MaxLoraRank <= 0 || demand.Rank <= engine.MaxLoraRank)
             && (engine.AdapterMemoryBudgetBytes <= 0 || demand.MemoryBytes <= engine.AdapterMemoryBudgetBytes)
+            && (engine.StorageBudgetBytes <= 0 || demand.StorageBytes <= engine.StorageBudgetBytes)
             && engine.Slots > 0;
 
         private bool Holds(int e, int d) => _holders[d].Contains(e);
         private bool IsEligible(int d, int e) => Array.BinarySearch(_eligible[d], e) >= 0;
-        private bool HasRoom(int e, int d) => _slotsFree[e] > 0 && _memFree[e] >= _demands[d].MemoryBytes;
+        private bool HasRoom(int e, int d) => _slotsFree[e] > 0 && Fits(e, d);
+
+        /// <summary>Memory and storage left on <paramref name="e"/> take <paramref name="d"/> (slots aside).</summary>
+        private bool Fits(int e, int d) => _memFree[e] >= _demands[d].MemoryBytes && _storageFree[e] >= _demands[d].StorageBytes;
 
         private void Assign(int e, int d)
         {
@@ -277,6 +284,7 @@ internal static class PlacementSolver
             _holders[d].Add(e);
             SetSlotsFree(e, _slotsFree[e] - 1);
             _memFree[e] -= _demands[d].MemoryBytes;
+            _storageFree[e] -= _demands[d].StorageBytes;
         }
 
         private void Remove(int e, int d)
@@ -285,6 +293,7 @@ internal static class PlacementSolver
             _holders[d].Remove(e);
             SetSlotsFree(e, _slotsFree[e] + 1);
             _memFree[e] += _demands[d].MemoryBytes;
+            _storageFree[e] += _demands[d].StorageBytes;
         }
 
         // What the minimum pass brings d up to (raised by its observed rate), and what reclaiming treats as
@@ -398,7 +407,7 @@ internal static class PlacementSolver
                 foreach (var key in FreeSet(_class[d]))
                 {
                     var e = (int)(key & 0xFFFFFFFF);
-                    if (_memFree[e] < _demands[d].MemoryBytes || Holds(e, d)) continue;
+                    if (!Fits(e, d) || Holds(e, d)) continue;
                     if (NewNode(d, e)) { best = e; bestNew = true; break; }
                     if (best < 0) best = e;
                 }
@@ -440,7 +449,8 @@ internal static class PlacementSolver
                     var px = _demands[x].Priority;
                     var extra = _holders[x].Count > (forRate ? Min(x) : DeclaredMin(x));
                     if (reclaimOnly ? !(extra && px <= priority) : px >= priority) continue;
-                    if (_slotsFree[e] + 1 <= 0 || _memFree[e] + _demands[x].MemoryBytes < _demands[d].MemoryBytes) continue;
+                    if (_slotsFree[e] + 1 <= 0 || _memFree[e] + _demands[x].MemoryBytes < _demands[d].MemoryBytes
+                        || _storageFree[e] + _demands[x].StorageBytes < _demands[d].StorageBytes) continue;
                     if (bestX < 0 || Better(d, e, x, bestE, bestX)) { bestE = e; bestX = x; }
                 }
             }
@@ -523,6 +533,9 @@ internal static class PlacementSolver
                         $"rank {demand.Rank} exceeds max_lora_rank of every compatible engine (largest: {candidates.Max(e => e.MaxLoraRank)}).");
                 if (candidates.All(e => e.Slots <= 0))
                     return new(LoraAdapterReasons.AdapterIncompatible, "no compatible engine has LoRA slots (max_loras is 0).");
+                if (candidates.All(e => e.StorageBudgetBytes > 0 && demand.StorageBytes > e.StorageBudgetBytes))
+                    return new(LoraAdapterReasons.AdapterIncompatible,
+                        $"its files take {demand.StorageBytes} bytes; the largest adapter cache among compatible engines is {candidates.Max(e => e.StorageBudgetBytes)} bytes (Sidecar:CacheBudgetBytes).");
                 return new(LoraAdapterReasons.AdapterIncompatible,
                     $"needs {demand.MemoryBytes} bytes of adapter memory; the largest budget among compatible engines is {candidates.Max(e => e.AdapterMemoryBudgetBytes)} bytes.");
             }

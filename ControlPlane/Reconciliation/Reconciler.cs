@@ -25,6 +25,7 @@ namespace HybridServing.ControlPlane.Reconciliation;
 /// </summary>
 internal sealed partial class Reconciler : BackgroundService
 {
+    private readonly ISecretReader _secrets;
     private readonly IControlPlaneHome _home;
     private readonly EngineRegistry _engines;
     private readonly IAdapterDiscovery _discovery;
@@ -61,8 +62,10 @@ internal sealed partial class Reconciler : BackgroundService
     private sealed record DiscoveryEntry(string Fingerprint, DiscoveryResult Result, DateTimeOffset ValidUntil, int Failures);
 
     public Reconciler(IControlPlaneHome home, IControlPlaneLeadership leadership, EngineRegistry engines, IAdapterDiscovery discovery,
-        RoutingTableStore routes, DemandTracker demand, LoraAdapterPhaseGauge phases, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger)
+        RoutingTableStore routes, DemandTracker demand, LoraAdapterPhaseGauge phases, TimeProvider time, IOptions<ControlPlaneOptions> options, ILogger<Reconciler> logger,
+        ISecretReader secrets)
     {
+        _secrets = secrets;
         _phases = phases;
         _demand = demand;
         _home = home;
@@ -423,6 +426,7 @@ internal sealed partial class Reconciler : BackgroundService
             if (!r.LoadOnStartup && !requested.Contains(name)) continue;
             demands[name] = ToDemand(r.Declared.Resource.Spec, a, _backoff.Excluded(name, now)) with { RequestRate = rates.GetValueOrDefault(name) };
         }
+        var bytesPerRank = BytesPerRank(owners.Values.Select(o => (o.Resource.Declared.Resource.Spec.BaseModel, o.Adapter)));
         var placed = new List<EngineSnapshot>();
         foreach (var view in views.Values)
         {
@@ -432,7 +436,7 @@ internal sealed partial class Reconciler : BackgroundService
                 ? _lastPlan.AdaptersOn(view.Endpoint.Name)
                 : view.SentAdapters ?? [.. view.Adapters.Values.Where(a => a.Phase is not (AdapterPhase.Failed or AdapterPhase.Unloading)).Select(a => a.Name)];
             placed.Add(new EngineSnapshot(view.Endpoint.Name, view.Node, [.. view.Info.BaseModels], view.Endpoint.Labels,
-                view.Info.MaxLoras, view.Info.MaxCpuLoras, view.Info.MaxLoraRank, view.Info.AdapterMemoryBudgetBytes, current));
+                view.Info.MaxLoras, view.Info.MaxCpuLoras, view.Info.MaxLoraRank, MemoryBudget(view.Info, bytesPerRank), current, view.Info.CacheBudgetBytes));
         }
         var solveStarted = _time.GetTimestamp();
         var plan = PlacementSolver.Solve(new ClusterSnapshot(placed), [.. demands.Values], _placement);
@@ -481,7 +485,7 @@ internal sealed partial class Reconciler : BackgroundService
         foreach (var connection in enginesSynced && _leadership.IsLeader ? connections : [])
         {
             if (!plan.EngineAdapters.TryGetValue(connection.Endpoint.Name, out var names)) continue;
-            var desired = names.Select(n => ToSpec(owners[n].Adapter, owners[n].Resource.Declared.Resource.Spec.BaseModel)).ToList();
+            var desired = names.Select(n => ToSpec(owners[n].Adapter, owners[n].Resource.Declared.Resource)).ToList();
             foreach (var n in names)
                 if (!views[connection.Endpoint.Name].Adapters.TryGetValue(n, out var s) || s.Phase != AdapterPhase.Loaded)
                     _backoff.AttemptStarted(n, connection.Endpoint.Name);
@@ -578,6 +582,36 @@ internal sealed partial class Reconciler : BackgroundService
         return (result, failures == 0 ? null : validUntil);
     }
 
+    /// <summary>Per base model, the most bytes per unit of LoRA rank among its discovered adapters: an adapter's size
+    /// grows linearly with its rank for one base model and set of target modules.</summary>
+    internal static Dictionary<string, long> BytesPerRank(IEnumerable<(string BaseModel, DiscoveredAdapter Adapter)> adapters)
+    {
+        var result = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (model, adapter) in adapters)
+        {
+            if (adapter.Rank <= 0 || adapter.SizeBytes <= 0) continue;
+            var perRank = (adapter.SizeBytes + adapter.Rank - 1) / adapter.Rank;
+            if (perRank > result.GetValueOrDefault(model)) result[model] = perRank;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The adapter memory an engine has: what its sidecar reports (<c>Sidecar:AdapterMemoryBudgetBytes</c>), else what
+    /// its own configuration implies, as vLLM sizes its LoRA caches: <c>max(max_loras, max_cpu_loras)</c> slots of an
+    /// adapter at <c>max_lora_rank</c>, whose size comes from the adapters known for the engine's base models. So an
+    /// adapter declaring <c>resourceRequirements.memory</c> above its own size uses up more than one slot's share, and
+    /// one declaring more than the whole budget fits nowhere. 0 (unknown) until an adapter of a served model is known.
+    /// </summary>
+    internal static long MemoryBudget(EngineInfo info, IReadOnlyDictionary<string, long> bytesPerRank)
+    {
+        if (info.AdapterMemoryBudgetBytes > 0) return info.AdapterMemoryBudgetBytes;
+        if (info.MaxLoraRank <= 0) return 0;
+        var perRank = info.BaseModels.Select(m => bytesPerRank.GetValueOrDefault(m)).DefaultIfEmpty(0).Max();
+        var slots = Math.Max(info.MaxLoras, info.MaxCpuLoras);
+        return perRank <= 0 || slots <= 0 ? 0 : perRank * info.MaxLoraRank * slots;
+    }
+
     private static AdapterDemand ToDemand(LoraAdapterSpec spec, DiscoveredAdapter adapter, IReadOnlySet<string>? excluded)
     {
         var (min, max) = ReplicaBounds(spec.DeploymentConfig?.Replicas);
@@ -585,7 +619,8 @@ internal sealed partial class Reconciler : BackgroundService
         if (spec.SchedulingConfig?.ResourceRequirements?.Memory is { } m && Quantity.TryParseBytes(m, out var declared)) memory = Math.Max(memory, declared);
         return new AdapterDemand(adapter.Name, spec.BaseModel, adapter.Rank, memory, ToSelector(spec.DeploymentConfig?.PodSelector),
             min, max, spec.SchedulingConfig?.Priority ?? 0,
-            (spec.SchedulingConfig?.PreemptionPolicy ?? PreemptionPolicies.LowerPriority) == PreemptionPolicies.LowerPriority, excluded);
+            (spec.SchedulingConfig?.PreemptionPolicy ?? PreemptionPolicies.LowerPriority) == PreemptionPolicies.LowerPriority, excluded,
+            StorageBytes: adapter.SizeBytes);
     }
 
     /// <summary>
@@ -605,13 +640,16 @@ internal sealed partial class Reconciler : BackgroundService
             new Dictionary<string, string>(selector.MatchLabels ?? new Dictionary<string, string>(), StringComparer.Ordinal),
             [.. (selector.MatchExpressions ?? []).Select(e => new SelectorRequirement(e.Key, e.OperatorProperty, [.. e.Values ?? []]))]);
 
-    private static AdapterSpec ToSpec(DiscoveredAdapter adapter, string baseModel) => new()
+    private AdapterSpec ToSpec(DiscoveredAdapter adapter, LoraAdapter resource) => new()
     {
         Name = adapter.Name,
         Source = adapter.Uri,
         Sha256 = adapter.Digest,
-        BaseModel = baseModel,
+        BaseModel = resource.Spec.BaseModel,
         Pinned = false,
+        CredentialsSecret = resource.Spec.CredentialsSecretRef is { Name: { Length: > 0 } secret }
+            ? _secrets.SidecarReference(secret, resource.Metadata.NamespaceProperty ?? "default") ?? ""
+            : "",
     };
 
     private static LoraAdapter WithStatus(LoraAdapter resource, LoraAdapterStatus status)

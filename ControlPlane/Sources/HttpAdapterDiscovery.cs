@@ -28,7 +28,7 @@ internal sealed class HttpAdapterDiscovery(IOptions<SourceOptions> options, ISec
         try
         {
             // A named secret must exist even though plain HTTP sources use none: a typo should not pass silently.
-            if (request.CredentialsSecret is { } secret) secrets.Read(secret, request.Namespace);
+            if (request.CredentialsSecret is { } secret) await secrets.ReadAsync(secret, request.Namespace, cancellationToken);
 
             var failures = new List<AdapterFailure>();
             var filter = new NameFilter(request.Source);

@@ -58,7 +58,7 @@ internal sealed partial class HubAdapterDiscovery(IOptions<SourceOptions> option
         var where = $"hf://{repo}@{revision}";
         try
         {
-            var token = Token(request);
+            var token = await TokenAsync(request, cancellationToken);
             var tree = await ListTreeAsync(endpoint, repo, revision, token, cancellationToken);
             var found = new Dictionary<string, string>(StringComparer.Ordinal);
             if (tree.ContainsKey(PeftAdapter.ConfigFileName))
@@ -79,11 +79,11 @@ internal sealed partial class HubAdapterDiscovery(IOptions<SourceOptions> option
         }
     }
 
-    private string? Token(DiscoveryRequest request)
+    private async Task<string?> TokenAsync(DiscoveryRequest request, CancellationToken cancellationToken)
     {
         if (request.CredentialsSecret is { } name)
         {
-            var secret = secrets.Read(name, request.Namespace);
+            var secret = await secrets.ReadAsync(name, request.Namespace, cancellationToken);
             return secret.GetValueOrDefault("HF_TOKEN") is { Length: > 0 } token
                 ? token
                 : throw new SourceException(LoraAdapterReasons.CredentialsMissing, $"secret '{name}' named by spec.credentialsSecretRef has no HF_TOKEN.");

@@ -190,7 +190,7 @@ internal sealed partial class S3AdapterDiscovery(IOptions<SourceOptions> options
         IReadOnlyDictionary<string, string>? secret = null;
         if (request.CredentialsSecret is { } secretName)
         {
-            secret = secrets.Read(secretName, request.Namespace);
+            secret = await secrets.ReadAsync(secretName, request.Namespace, cancellationToken);
             var missing = new[] { "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY" }.Where(k => string.IsNullOrEmpty(secret.GetValueOrDefault(k))).ToList();
             if (missing.Count > 0)
                 throw new SourceException(LoraAdapterReasons.CredentialsMissing,

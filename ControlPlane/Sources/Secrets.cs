@@ -6,7 +6,30 @@ namespace HybridServing.ControlPlane.Sources;
 internal interface ISecretReader
 {
     /// <summary>The secret's keys and values. Throws <see cref="SourceException"/> (CredentialsMissing) when it does not exist.</summary>
-    IReadOnlyDictionary<string, string> Read(string name, string @namespace);
+    Task<IReadOnlyDictionary<string, string>> ReadAsync(string name, string @namespace, CancellationToken cancellationToken);
+
+    /// <summary>What the sidecars are sent so they read the same secret themselves (<c>AdapterSpec.credentials_secret</c>), or
+    /// null when they cannot (a local folder only this process reads: sidecars use their own configured credentials).</summary>
+    string? SidecarReference(string name, string @namespace);
+}
+
+/// <summary>The Kubernetes home's secrets: the Secret in the LoraAdapter's own namespace, read through the API server
+/// with the ControlPlane's ServiceAccount (RBAC: get on secrets).</summary>
+internal sealed class KubernetesSecretReader(k8s.IKubernetes client) : ISecretReader
+{
+    public string SidecarReference(string name, string @namespace) => KubernetesSecrets.Reference(@namespace, name);
+
+    public async Task<IReadOnlyDictionary<string, string>> ReadAsync(string name, string @namespace, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await KubernetesSecrets.ReadAsync(client, @namespace, name, cancellationToken);
+        }
+        catch (SecretUnavailableException e)
+        {
+            throw new SourceException(LoraAdapterReasons.CredentialsMissing, e.Message, e);
+        }
+    }
 }
 
 /// <summary>
@@ -18,7 +41,12 @@ internal sealed class DirectorySecretReader(string? root) : ISecretReader
 {
     private const long MaxValueBytes = 64 * 1024;
 
-    public IReadOnlyDictionary<string, string> Read(string name, string @namespace)
+    public Task<IReadOnlyDictionary<string, string>> ReadAsync(string name, string @namespace, CancellationToken cancellationToken) =>
+        Task.FromResult(Read(name));
+
+    public string? SidecarReference(string name, string @namespace) => null;
+
+    private IReadOnlyDictionary<string, string> Read(string name)
     {
         if (string.IsNullOrEmpty(root))
             throw new SourceException(LoraAdapterReasons.CredentialsMissing,

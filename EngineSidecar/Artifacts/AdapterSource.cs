@@ -20,15 +20,19 @@ internal sealed partial record AdapterSource(
     string? Revision = null,
     string? Subfolder = null)
 {
-    /// <summary>The identity of the remote artifact, for the cache index and download sharing.</summary>
-    public string CacheKey => Kind switch
+    /// <summary>"namespace/name" of the Secret to fetch with (spec.credentialsSecretRef); null: the sidecar's own credentials.</summary>
+    public string? Credentials { get; init; }
+
+    /// <summary>The identity of the remote artifact, for the cache index and download sharing. The credentials are part
+    /// of it: an adapter fetched with one tenant's Secret is never handed, by its URL, to a spec without that Secret.</summary>
+    public string CacheKey => (Kind switch
     {
         AdapterSourceKind.Local => "file:" + LocalPath,
         AdapterSourceKind.Http => Url!.AbsoluteUri.TrimEnd('/'),
         AdapterSourceKind.S3 => $"s3://{Bucket}/{Key}",
         AdapterSourceKind.Hub => $"hf://{Repo}/{Subfolder}@{Revision ?? "(default)"}",
         _ => Original,
-    };
+    }) + (Credentials is null || Kind == AdapterSourceKind.Local ? "" : " with secret " + Credentials);
 
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}$")]
     private static partial Regex RepoId();

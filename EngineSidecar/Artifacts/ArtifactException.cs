@@ -18,6 +18,9 @@ internal static class FailureReasons
     public const string DownloadFailed = "DownloadFailed";
     public const string DownloadTimeout = "DownloadTimeout";
     public const string Unauthorized = "Unauthorized";
+    /// <summary>The Secret named by spec.credentialsSecretRef is missing, unreadable, or lacks a key the source needs
+    /// (the ControlPlane's reason of the same name). Retried with backoff: the Secret may be created later.</summary>
+    public const string CredentialsMissing = "CredentialsMissing";
     public const string CacheFull = "CacheFull";
     public const string EngineRejected = "EngineRejected";
     public const string EngineUnavailable = "EngineUnavailable";

@@ -109,16 +109,19 @@ internal sealed class HttpArtifactFetcher(HttpFileDownloader downloader) : IArti
 /// <c>hf://org/repo[/subfolder][@revision]</c> through the Hub's HTTP API:
 /// <c>{endpoint}/{repo}/resolve/{revision}/{path}</c>. The token is sent only over HTTPS (or to a loopback
 /// host), and HttpClient drops it on redirects, so the CDN the Hub redirects to never sees it. For LFS files the
-/// Hub names the sha256 in <c>X-Linked-Etag</c>; when present the download is checked against it.
+/// Hub names the sha256 in <c>X-Linked-Etag</c>; when present the download is checked against it. The token is the
+/// HF_TOKEN of the Secret the adapter names (spec.credentialsSecretRef), else the sidecar's own.
 /// </summary>
-internal sealed class HubArtifactFetcher(HttpFileDownloader downloader, HubSettings settings) : IArtifactFetcher
+internal sealed class HubArtifactFetcher(HttpFileDownloader downloader, HubSettings settings, SourceCredentials secrets) : IArtifactFetcher
 {
     public AdapterSourceKind Kind => AdapterSourceKind.Hub;
 
     public async Task FetchAsync(AdapterSource source, string directory, DownloadBudget budget, CancellationToken cancellationToken)
     {
         var revision = source.Revision ?? settings.DefaultRevision;
-        var token = settings.Token;
+        var token = source.Credentials is { } reference
+            ? SourceCredentials.Require(await secrets.ReadAsync(reference, cancellationToken), reference, "HF_TOKEN")[0]
+            : settings.Token;
         if (token is not null && settings.Endpoint.Scheme != Uri.UriSchemeHttps && !settings.Endpoint.IsLoopback)
             throw new ArtifactException(FailureReasons.Unauthorized,
                 $"Refusing to send the Hub token over plain HTTP to {settings.Endpoint.Host}; use an https HF_ENDPOINT.");

@@ -10,20 +10,40 @@ namespace HybridServing.EngineSidecar.Artifacts;
 /// <summary>
 /// <c>s3://bucket/prefix</c>: the PEFT files are the objects <c>prefix/adapter_config.json</c> and
 /// <c>prefix/adapter_model.safetensors</c>. Endpoint override and path-style addressing serve MinIO, Ceph
-/// and s3rver; credentials come from a mounted secret directory, else the SDK's chain (environment first).
+/// and s3rver. Credentials: the Secret the adapter names (spec.credentialsSecretRef: AWS_ACCESS_KEY_ID,
+/// AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_REGION, the keys the ControlPlane reads
+/// too), else a mounted secret directory, else the SDK's chain (environment first).
 /// </summary>
 internal sealed class S3ArtifactFetcher : IArtifactFetcher, IDisposable
 {
     private readonly Lazy<IAmazonS3> _client;
+    private readonly S3Options _options;
+    private readonly Func<string, string?> _environment;
+    private readonly SourceCredentials _secrets;
 
-    public S3ArtifactFetcher(S3Options options, Func<string, string?> environment)
+    public S3ArtifactFetcher(S3Options options, Func<string, string?> environment, SourceCredentials secrets)
     {
+        _options = options;
+        _environment = environment;
+        _secrets = secrets;
         _client = new Lazy<IAmazonS3>(() => CreateClient(options, environment));
     }
 
     public AdapterSourceKind Kind => AdapterSourceKind.S3;
 
-    internal static IAmazonS3 CreateClient(S3Options options, Func<string, string?> environment)
+    /// <summary>A client for the adapter's own Secret: its keys, and its endpoint and region when it names them.</summary>
+    private async Task<IAmazonS3> CreateClientAsync(string reference, CancellationToken cancellationToken)
+    {
+        var secret = await _secrets.ReadAsync(reference, cancellationToken);
+        var keys = SourceCredentials.Require(secret, reference, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY");
+        AWSCredentials credentials = secret.GetValueOrDefault("AWS_SESSION_TOKEN") is { Length: > 0 } session
+            ? new SessionAWSCredentials(keys[0], keys[1], session)
+            : new BasicAWSCredentials(keys[0], keys[1]);
+        string? Setting(string key) => secret.GetValueOrDefault(key) is { Length: > 0 } v ? v : null;
+        return CreateClient(_options, key => key is "AWS_ENDPOINT_URL" or "AWS_REGION" ? Setting(key) ?? _environment(key) : _environment(key), credentials);
+    }
+
+    internal static IAmazonS3 CreateClient(S3Options options, Func<string, string?> environment, AWSCredentials? fromSecret = null)
     {
         var config = new AmazonS3Config
         {
@@ -43,7 +63,7 @@ internal sealed class S3ArtifactFetcher : IArtifactFetcher, IDisposable
         {
             config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(region);
         }
-        var credentials = FromSecretDirectory(options.CredentialsDirectory) ?? FromEnvironment(environment);
+        var credentials = fromSecret ?? FromSecretDirectory(options.CredentialsDirectory) ?? FromEnvironment(environment);
         return credentials is null ? new AmazonS3Client(config) : new AmazonS3Client(credentials, config);
     }
 
@@ -78,6 +98,12 @@ internal sealed class S3ArtifactFetcher : IArtifactFetcher, IDisposable
 
     public async Task FetchAsync(AdapterSource source, string directory, DownloadBudget budget, CancellationToken cancellationToken)
     {
+        if (source.Credentials is { } reference)
+        {
+            using var own = await CreateClientAsync(reference, cancellationToken);
+            await FetchAsync(own, source, directory, budget, cancellationToken);
+            return;
+        }
         IAmazonS3 client;
         try
         {
@@ -87,6 +113,11 @@ internal sealed class S3ArtifactFetcher : IArtifactFetcher, IDisposable
         {
             throw new ArtifactException(FailureReasons.Unauthorized, $"The S3 client cannot be created: {e.Message}", e);
         }
+        await FetchAsync(client, source, directory, budget, cancellationToken);
+    }
+
+    private static async Task FetchAsync(IAmazonS3 client, AdapterSource source, string directory, DownloadBudget budget, CancellationToken cancellationToken)
+    {
         if (AdapterArchive.IsArchive(source.Key ?? ""))
         {
             var archive = Path.Combine(directory, ".archive");

@@ -66,6 +66,8 @@ internal sealed class SidecarOptions
     public ArtifactOptions Artifacts { get; set; } = new();
     public S3Options S3 { get; set; } = new();
     public HubOptions Hub { get; set; } = new();
+    /// <summary>Where spec.credentialsSecretRef Secrets are read (see <see cref="KubernetesAccessOptions"/>).</summary>
+    public KubernetesAccessOptions Kubernetes { get; set; } = new();
     public SourcesOptions Sources { get; set; } = new();
 
     /// <summary>File mode (seed 002): the desired set comes from this vLLMLoRAConfig YAML file.</summary>
@@ -129,6 +131,9 @@ internal sealed class SidecarOptions
             yield return $"Sidecar:S3:ServiceUrl '{S3.ServiceUrl}' is not an absolute URL.";
         if (!string.IsNullOrWhiteSpace(Hub.Endpoint) && !Uri.TryCreate(Hub.Endpoint, UriKind.Absolute, out _))
             yield return $"Sidecar:Hub:Endpoint '{Hub.Endpoint}' is not an absolute URL.";
+        if (!string.IsNullOrWhiteSpace(Kubernetes.ApiServerUrl)
+            && (!Uri.TryCreate(Kubernetes.ApiServerUrl, UriKind.Absolute, out var api) || (api.Scheme != Uri.UriSchemeHttp && api.Scheme != Uri.UriSchemeHttps)))
+            yield return $"Sidecar:Kubernetes:ApiServerUrl '{Kubernetes.ApiServerUrl}' is not an absolute http(s) URL.";
         foreach (var problem in Sources.Http.AllowedHosts.Select(Contracts.Net.OutboundGuard.CheckEntry).OfType<string>())
             yield return $"Sidecar:Sources:Http:AllowedHosts: {problem}.";
         foreach (var root in AllowedLocalRoots)
@@ -170,6 +175,13 @@ internal sealed class S3Options
     /// <summary>A mounted secret with files <c>aws_access_key_id</c>, <c>aws_secret_access_key</c> and
     /// optionally <c>aws_session_token</c>. Without it the SDK's chain (environment, profile, IMDS) is used.</summary>
     public string? CredentialsDirectory { get; set; }
+}
+
+internal sealed class KubernetesAccessOptions
+{
+    /// <summary>An API server URL (no credentials: tests and the API stand-in). Unset: the pod's ServiceAccount when in
+    /// a cluster, else no access (an adapter naming a Secret then fails with CredentialsMissing).</summary>
+    public string? ApiServerUrl { get; set; }
 }
 
 internal sealed class HubOptions

@@ -7,14 +7,17 @@ using HybridServing.EngineSidecar.Telemetry;
 namespace HybridServing.EngineSidecar.Reconciliation;
 
 /// <summary>One adapter the engine should hold.</summary>
-internal sealed record DesiredAdapter(string Name, string Source, string? Sha256 = null, bool Pinned = false, string? BaseModel = null)
+/// <param name="CredentialsSecret">"namespace/name" of the Secret to download with (spec.credentialsSecretRef), if any.</param>
+internal sealed record DesiredAdapter(string Name, string Source, string? Sha256 = null, bool Pinned = false, string? BaseModel = null,
+    string? CredentialsSecret = null)
 {
-    /// <summary>What identifies the loaded content: a change of either means a reload.</summary>
-    public string Fingerprint => Source.Trim() + "|" + (Sha256?.Trim().ToLowerInvariant() ?? "");
+    /// <summary>What identifies the loaded content: a change of any means a reload.</summary>
+    public string Fingerprint => Source.Trim() + "|" + (Sha256?.Trim().ToLowerInvariant() ?? "") + "|" + CredentialsSecret;
 
     public static DesiredAdapter From(AdapterSpec spec) =>
         new(spec.Name, spec.Source, string.IsNullOrWhiteSpace(spec.Sha256) ? null : spec.Sha256, spec.Pinned,
-            string.IsNullOrWhiteSpace(spec.BaseModel) ? null : spec.BaseModel);
+            string.IsNullOrWhiteSpace(spec.BaseModel) ? null : spec.BaseModel,
+            string.IsNullOrWhiteSpace(spec.CredentialsSecret) ? null : spec.CredentialsSecret);
 }
 
 /// <summary>Which engine adapters that are not desired get unloaded.</summary>

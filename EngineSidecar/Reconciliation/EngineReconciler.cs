@@ -341,7 +341,7 @@ internal sealed class EngineReconciler(
     private async Task<ResolvedArtifact> ResolveAsync(DesiredAdapter spec, IReadOnlySet<string> baseModels, CancellationToken cancellationToken)
     {
         await Task.Yield();
-        var source = AdapterSource.Parse(spec.Source);
+        var source = AdapterSource.Parse(spec.Source) with { Credentials = spec.CredentialsSecret };
         if (spec.BaseModel is { } baseModel && baseModels.Count > 0 && !baseModels.Contains(baseModel))
             throw new ArtifactException(FailureReasons.BaseModelMismatch,
                 $"The adapter is for base model '{baseModel}', but the engine serves {string.Join(", ", baseModels.Select(b => $"'{b}'"))}.");

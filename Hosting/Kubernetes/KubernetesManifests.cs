@@ -137,8 +137,41 @@ public static class KubernetesManifests
             // The gateway reads no Kubernetes API: API keys come from a mounted Secret.
             new V1ServiceAccount { ApiVersion = "v1", Kind = "ServiceAccount", Metadata = Meta(gw, o.Namespace, "gateway"), AutomountServiceAccountToken = false },
             .. o.Pools.Select(pool => new V1ServiceAccount { ApiVersion = "v1", Kind = "ServiceAccount", Metadata = Meta(ClusterPlan.ObjectName(pool.Name), o.Namespace, "engine"), AutomountServiceAccountToken = false }),
+            // Engine sidecars download with the Secret a LoraAdapter names (credentialsSecretRef, in the adapter's own
+            // namespace): get only, so they can read a Secret by name but never enumerate them. The token is projected
+            // into the sidecar container alone; vLLM gets none.
+            new V1ClusterRole
+            {
+                ApiVersion = "rbac.authorization.k8s.io/v1", Kind = "ClusterRole", Metadata = Meta(EngineSecretsRole, null, "engine"),
+                Rules = [new V1PolicyRule { ApiGroups = [""], Resources = ["secrets"], Verbs = ["get"] }],
+            },
+            new V1ClusterRoleBinding
+            {
+                ApiVersion = "rbac.authorization.k8s.io/v1", Kind = "ClusterRoleBinding", Metadata = Meta(EngineSecretsRole, null, "engine"),
+                RoleRef = new V1RoleRef { ApiGroup = "rbac.authorization.k8s.io", Kind = "ClusterRole", Name = EngineSecretsRole },
+                Subjects = [.. o.Pools.Select(pool => new Rbacv1Subject { Kind = "ServiceAccount", Name = ClusterPlan.ObjectName(pool.Name), NamespaceProperty = o.Namespace })],
+            },
         ];
     }
+
+    private static readonly string EngineSecretsRole = ClusterPlan.ObjectName("engine-sidecar-secrets");
+    private const string ServiceAccountVolume = "sidecar-api-token";
+
+    /// <summary>What the kubelet's automount would give every container, projected into the sidecar only: a bound
+    /// token, the cluster CA and the namespace, where KubernetesClient's in-cluster configuration reads them.</summary>
+    private static V1Volume ServiceAccountTokenVolume() => new()
+    {
+        Name = ServiceAccountVolume,
+        Projected = new V1ProjectedVolumeSource
+        {
+            Sources =
+            [
+                new V1VolumeProjection { ServiceAccountToken = new V1ServiceAccountTokenProjection { Path = "token", ExpirationSeconds = 3607 } },
+                new V1VolumeProjection { ConfigMap = new V1ConfigMapProjection { Name = "kube-root-ca.crt", Items = [new V1KeyToPath { Key = "ca.crt", Path = "ca.crt" }] } },
+                new V1VolumeProjection { DownwardAPI = new V1DownwardAPIProjection { Items = [new V1DownwardAPIVolumeFile { Path = "namespace", FieldRef = new V1ObjectFieldSelector { FieldPath = "metadata.namespace" } }] } },
+            ],
+        },
+    };
 
     private static object[] ControlPlane(ClusterPlan o)
     {
@@ -251,7 +284,11 @@ public static class KubernetesManifests
                 Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("50m"), ["memory"] = new("128Mi") },
                 Limits = new Dictionary<string, ResourceQuantity> { ["memory"] = new("512Mi") },
             },
-            VolumeMounts = [new V1VolumeMount { MountPath = AdapterMount, Name = AdapterVolume }],
+            VolumeMounts =
+            [
+                new V1VolumeMount { MountPath = AdapterMount, Name = AdapterVolume },
+                new V1VolumeMount { MountPath = "/var/run/secrets/kubernetes.io/serviceaccount", Name = ServiceAccountVolume, ReadOnlyProperty = true },
+            ],
             SecurityContext = Restricted(),
         };
         return
@@ -281,7 +318,11 @@ public static class KubernetesManifests
                             ServiceAccountName = name,
                             InitContainers = [sidecar],
                             Containers = [engine],
-                            Volumes = [new V1Volume { Name = AdapterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("20Gi") } }],
+                            Volumes =
+                            [
+                                new V1Volume { Name = AdapterVolume, EmptyDir = new V1EmptyDirVolumeSource { SizeLimit = new ResourceQuantity("20Gi") } },
+                                ServiceAccountTokenVolume(),
+                            ],
                         },
                     },
                 },

@@ -89,7 +89,16 @@ public sealed class PublishTests : IDisposable
         Assert.Contains("--enable-lora", vllm.Args);
         Assert.Contains(vllm.Env, e => e.Name == "VLLM_ALLOW_RUNTIME_LORA_UPDATING" && e.Value == "true");
         // Both containers see the adapter cache at the same path: the sidecar hands vLLM local paths.
-        Assert.Equal(sidecar.VolumeMounts.Single().MountPath, vllm.VolumeMounts.Single().MountPath);
+        Assert.Equal(sidecar.VolumeMounts.Single(m => m.Name == "adapters").MountPath, vllm.VolumeMounts.Single().MountPath);
+        // credentialsSecretRef: the sidecar alone gets an API token (projected where in-cluster clients look), bound to get secrets.
+        var token = sidecar.VolumeMounts.Single(m => m.MountPath == "/var/run/secrets/kubernetes.io/serviceaccount");
+        Assert.Contains(pod.Spec.Volumes.Single(v => v.Name == token.Name).Projected.Sources, s => s.ServiceAccountToken is not null);
+        var engineSa = objects.OfType<V1ServiceAccount>().Single(a => a.Metadata.Name == pod.Spec.ServiceAccountName);
+        Assert.False(engineSa.AutomountServiceAccountToken);
+        var binding = objects.OfType<V1ClusterRoleBinding>().Single(b => b.Subjects.Any(s => s.Name == engineSa.Metadata.Name && s.NamespaceProperty == "serving"));
+        var secretsRole = objects.OfType<V1ClusterRole>().Single(r => r.Metadata.Name == binding.RoleRef.Name);
+        Assert.Equal(["secrets"], secretsRole.Rules.Single().Resources);
+        Assert.Equal(["get"], secretsRole.Rules.Single().Verbs);
 
         // The gateway finds the ControlPlane the model wires it to (resource "controlplane").
         var gateway = objects.OfType<V1Deployment>().Single(d => d.Metadata.Name == "hybridserving-gateway");
@@ -106,7 +115,7 @@ public sealed class PublishTests : IDisposable
         Assert.Contains(sidecar.Env, e => e.Name == "POD_IP" && e.ValueFrom?.FieldRef?.FieldPath == "status.podIP");
         Assert.Contains(gateway.Spec.Template.Spec.Containers[0].Env, e => e.Name == "Gateway__Tenancy__KeysFile");
 
-        var role = objects.OfType<V1ClusterRole>().Single();
+        var role = objects.OfType<V1ClusterRole>().Single(r => r.Metadata.Name == "hybridserving-controlplane");
         Assert.Contains(role.Rules, r => r.Resources.Contains("loraadapters/status") && r.Verbs.Contains("patch"));
     }
 

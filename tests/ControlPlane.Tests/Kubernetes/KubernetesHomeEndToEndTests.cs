@@ -1,3 +1,7 @@
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+using HybridServing.Contracts.Peft;
 using HybridServing.Contracts.Resources;
 using HybridServing.ControlPlane.Kubernetes;
 using HybridServing.ControlPlane.Tests.Infrastructure;
@@ -18,7 +22,7 @@ namespace HybridServing.ControlPlane.Tests.Kubernetes;
 /// The whole ControlPlane (its own composition root plus <c>AddKubernetesHome</c>) against the
 /// Kubernetes API test server and in-test sidecars, all over real HTTP and gRPC.
 /// </summary>
-public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
+public sealed class KubernetesHomeEndToEndTests(S3rverFixture s3) : IAsyncLifetime, IClassFixture<S3rverFixture>
 {
     private readonly TempDirectory _dir = new("cpk8s");
     private readonly List<FakeSidecar> _sidecars = [];
@@ -193,5 +197,100 @@ public sealed class KubernetesHomeEndToEndTests : IAsyncLifetime
         var after = _sidecars.SelectMany((s, i) => s.EnsureCalls.Skip(ensureCalls[i])).ToList();
         Assert.All(after, call => Assert.Contains(call.Adapters, a => a.Name == "sql-a"));
         Assert.All(_sidecars, s => Assert.Equal(["sql-a"], s.Loaded));
+    }
+
+    [Fact]
+    public async Task CredentialsSecretRef_is_read_from_the_adapters_namespace_through_the_API_and_passed_to_sidecars_as_a_reference()
+    {
+        using var s3Client = new AmazonS3Client(new BasicAWSCredentials("S3RVER", "S3RVER"),
+            new AmazonS3Config { ServiceURL = s3.ServiceUrl.ToString(), ForcePathStyle = true, AuthenticationRegion = "us-east-1" });
+        var src = TestAdapters.Write(_dir.Path, "priv-a", 8);
+        foreach (var file in new[] { PeftAdapter.ConfigFileName, PeftAdapter.SafetensorsFileName })
+            await s3Client.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = S3rverFixture.Bucket, Key = $"k8s-private/priv-a/{file}", FilePath = Path.Combine(src, file), UseChunkEncoding = false,
+            });
+        V1Secret Credentials(string ns, string accessKey) => new()
+        {
+            Metadata = new V1ObjectMeta { Name = "s3-creds", NamespaceProperty = ns },
+            StringData = new Dictionary<string, string>
+            {
+                ["AWS_ACCESS_KEY_ID"] = accessKey, ["AWS_SECRET_ACCESS_KEY"] = "S3RVER", ["AWS_ENDPOINT_URL"] = s3.ServiceUrl.ToString(), ["AWS_REGION"] = "us-east-1",
+            },
+        };
+        using var client = _server.CreateClient();
+        await client.CoreV1.CreateNamespaceAsync(new V1Namespace { Metadata = new V1ObjectMeta { Name = "team-b" } });
+        await client.CoreV1.CreateNamespacedSecretAsync(Credentials(Ns, "S3RVER"), Ns);
+        // The same name in another namespace holds keys s3rver refuses: only the adapter's own namespace may count.
+        await client.CoreV1.CreateNamespacedSecretAsync(Credentials("team-b", "NOT-THE-KEY"), "team-b");
+        LoraAdapter Private(string name, string ns) => new()
+        {
+            Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = ns },
+            Spec = new LoraAdapterSpec
+            {
+                BaseModel = "test/tiny",
+                AdapterSource = new AdapterSource { Type = AdapterSourceTypes.S3, Repository = $"{S3rverFixture.Bucket}/k8s-private", Adapters = ["priv-a"] },
+                CredentialsSecretRef = new SecretReference { Name = "s3-creds" },
+            },
+        };
+        await client.CustomObjects.CreateNamespacedCustomObjectAsync(Private("private", Ns), LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural);
+        _app = await StartControlPlaneAsync();
+
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "private")?.Status?.Phase == LoraAdapterPhases.Ready, "the private LoraAdapter is Ready", seconds: 30);
+        var sent = _sidecars.SelectMany(s => s.EnsureCalls).SelectMany(c => c.Adapters).First(a => a.Name == "priv-a");
+        Assert.Equal($"{Ns}/s3-creds", sent.CredentialsSecret);
+        Assert.Equal($"s3://{S3rverFixture.Bucket}/k8s-private/priv-a", sent.Source);
+        Assert.Contains(_server.Requests, r => r.Resource == "secrets" && r.Verb == "get" && r.Path.Contains($"/namespaces/{Ns}/secrets/s3-creds"));
+        Assert.DoesNotContain(_server.Requests, r => r.Resource == "secrets" && r.Verb is "list" or "watch");
+
+        // team-b's Secret of the same name is refused by the store: the status says so, with the source's words.
+        await client.CustomObjects.DeleteNamespacedCustomObjectAsync(LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural, "private");
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "private") is null, "the first LoraAdapter is gone", seconds: 20);
+        await client.CustomObjects.CreateNamespacedCustomObjectAsync(Private("private", "team-b"), LoraAdapter.Group, LoraAdapter.Version, "team-b", LoraAdapter.Plural);
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>("team-b", "private")?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "False") == true,
+            "team-b's adapter is not Ready", seconds: 20);
+        Assert.NotEqual(LoraAdapterPhases.Ready, _server.Get<LoraAdapter>("team-b", "private")!.Status!.Phase);
+
+        // A Secret that does not exist: CredentialsMissing naming it, and no value anywhere in the status.
+        var missing = Private("missing", Ns);
+        missing.Spec.CredentialsSecretRef = new SecretReference { Name = "no-such-secret" };
+        await client.CustomObjects.CreateNamespacedCustomObjectAsync(missing, LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural);
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "missing")?.Status?.Conditions?.Any(c => c.Type == "Ready") == true, "the missing-secret condition", seconds: 20);
+        var condition = _server.Get<LoraAdapter>(Ns, "missing")!.Status!.Conditions!.Single(c => c.Type == "Ready");
+        Assert.Equal(("False", LoraAdapterReasons.CredentialsMissing), (condition.Status, condition.Reason));
+        Assert.Contains($"secret '{Ns}/no-such-secret' named by spec.credentialsSecretRef does not exist", condition.Message);
+        Assert.DoesNotContain("S3RVER", KubernetesJson.Serialize(_server.List<LoraAdapter>(null)));
+    }
+
+    [Fact]
+    public async Task Declared_memory_and_adapter_size_constrain_placement_with_budgets_from_the_engines_own_configuration()
+    {
+        // Neither sidecar reports an adapter memory budget (the manifests and the AppHost set none); engine 0's
+        // adapter cache is smaller than any adapter.
+        _sidecars[0].Info.CacheBudgetBytes = 1024;
+        _sidecars[1].Info.CacheBudgetBytes = 1L << 30;
+        TestAdapters.Write(_dir.Path, "big-a", 8);
+        using var client = _server.CreateClient();
+        var sql = Adapter("sql");
+        sql.Spec.AdapterSource = new AdapterSource { Type = AdapterSourceTypes.Local, Repository = _dir.Path, Pattern = "sql-*" };
+        sql.Spec.DeploymentConfig = new DeploymentConfig { Replicas = new ReplicaConfig { All = true } };
+        var big = Adapter("big");
+        big.Spec.AdapterSource = new AdapterSource { Type = AdapterSourceTypes.Local, Repository = _dir.Path, Pattern = "big-*" };
+        big.Spec.SchedulingConfig = new SchedulingConfig { ResourceRequirements = new AdapterResourceRequirements { Memory = "1Ti" } };
+        foreach (var a in new[] { sql, big })
+            await client.CustomObjects.CreateNamespacedCustomObjectAsync(a, LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural);
+        _app = await StartControlPlaneAsync();
+
+        // Storage: only the engine whose cache holds the files gets them.
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "sql")?.Status?.Phase == LoraAdapterPhases.Ready, "sql is Ready", seconds: 20);
+        Assert.Equal(["vllm-1"], _server.Get<LoraAdapter>(Ns, "sql")!.Status!.PodAssignments!.Select(p => p.Pod));
+        Assert.Empty(_sidecars[0].Desired);
+
+        // Memory: 4 slots of a rank-16 adapter of this base model (twice the size of these rank-8 ones) is far below 1Ti.
+        await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "big")?.Status?.Conditions?.Any(c => c.Type == "Ready" && c.Status == "False") == true, "big is refused", seconds: 20);
+        var condition = _server.Get<LoraAdapter>(Ns, "big")!.Status!.Conditions!.Single(c => c.Type == "Ready");
+        Assert.Equal(LoraAdapterReasons.AdapterIncompatible, condition.Reason);
+        Assert.Matches(@"needs 1099511627776 bytes of adapter memory; the largest budget among compatible engines is \d+ bytes", condition.Message);
+        Assert.DoesNotContain("big-a", _sidecars[1].Desired);
     }
 }

@@ -77,6 +77,48 @@ public sealed class PlacementSolverTests
     }
 
     [Fact]
+    public void Storage_budget_is_honoured_and_an_adapter_larger_than_every_cache_is_AdapterIncompatible()
+    {
+        EngineSnapshot WithCache(string name, long cache) => Engine(name) with { StorageBudgetBytes = cache };
+        AdapterDemand Sized(string name, long bytes, int max = 1) => Demand(name, max: max) with { StorageBytes = bytes };
+
+        var plan = Solve([WithCache("e1", 100)], Sized("a", 60), Sized("b", 60));
+        Assert.Single(plan.AdaptersOn("e1"));
+        Assert.Equal(LoraAdapterReasons.InsufficientCapacity, plan.Shortfalls.Values.Single().Reason);
+
+        var spread = Solve([WithCache("e1", 100), WithCache("e2", 100)], Sized("a", 60), Sized("b", 60));
+        Assert.Single(spread.AdaptersOn("e1"));
+        Assert.Single(spread.AdaptersOn("e2"));
+
+        var tooLarge = Solve([WithCache("e1", 100), WithCache("e2", 50)], Sized("a", 101));
+        Assert.Equal(LoraAdapterReasons.AdapterIncompatible, tooLarge.Shortfalls["a"].Reason);
+        Assert.Contains("its files take 101 bytes; the largest adapter cache among compatible engines is 100 bytes", tooLarge.Shortfalls["a"].Message);
+
+        // A lower-priority adapter is preempted only if that frees enough disk.
+        var preempt = Solve([WithCache("e1", 100)], Sized("low", 50) with { Priority = 0 }, Sized("high", 60) with { Priority = 5 });
+        Assert.Equal(["high"], preempt.AdaptersOn("e1"));
+    }
+
+    [Fact]
+    public void Memory_budget_defaults_to_the_engines_slots_of_a_max_rank_adapter()
+    {
+        var sized = new HybridServing.ControlPlane.Sources.DiscoveredAdapter("a", "/a", 8, ["q_proj"], 8_000, "", null);
+        var perRank = HybridServing.ControlPlane.Reconciliation.Reconciler.BytesPerRank([("base", sized), ("base", sized with { Rank = 4, SizeBytes = 2_000 }), ("other", sized with { SizeBytes = 80_000 })]);
+        Assert.Equal(1_000, perRank["base"]);
+        Assert.Equal(10_000, perRank["other"]);
+        var info = new HybridServing.Contracts.Sidecar.EngineInfo { MaxLoras = 2, MaxCpuLoras = 6, MaxLoraRank = 16, BaseModels = { "base" } };
+        // 6 host slots (max_cpu_loras) x rank 16 x 1000 bytes per rank.
+        Assert.Equal(96_000, HybridServing.ControlPlane.Reconciliation.Reconciler.MemoryBudget(info, perRank));
+        // A reported budget wins; no adapter of a served model known, or no rank limit, is unknown (0).
+        Assert.Equal(5, HybridServing.ControlPlane.Reconciliation.Reconciler.MemoryBudget(new(info) { AdapterMemoryBudgetBytes = 5 }, perRank));
+        Assert.Equal(0, HybridServing.ControlPlane.Reconciliation.Reconciler.MemoryBudget(new(info) { BaseModels = { } , MaxLoraRank = 0 }, perRank));
+        var unknownModel = new HybridServing.Contracts.Sidecar.EngineInfo(info);
+        unknownModel.BaseModels.Clear();
+        unknownModel.BaseModels.Add("third");
+        Assert.Equal(0, HybridServing.ControlPlane.Reconciliation.Reconciler.MemoryBudget(unknownModel, perRank));
+    }
+
+    [Fact]
     public void Full_engines_give_InsufficientCapacity()
     {
         var plan = Solve([Engine("e1", slots: 1)], Demand("a"), Demand("b"));

@@ -86,6 +86,9 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
                   memory: "1Mi"
             """);
         Manifests_.Write(Manifests, "sql.yaml", Manifests_.Adapter("sql", "./adapters", adapters: ["sql-lora"]));
+        // memory: 1Mi is far above what these few-KB test adapters imply for the engines (4 slots of rank 16): the
+        // engines report a budget, as Sidecar:AdapterMemoryBudgetBytes does, or the declaration would fit nowhere.
+        foreach (var s in _sidecars) s.Info.AdapterMemoryBudgetBytes = 16L << 20;
         var host = await Start();
 
         var ready = await host.WaitForAsync("example-adapter", a => IsReady(a) && a.Status!.PodAssignments!.Sum(p => p.AdapterStates.Count(x => x.State == "Loaded")) == 4);

@@ -172,7 +172,10 @@ public sealed class RemoteSourceEndToEndTests : IAsyncLifetime
             _hub.Files[$"org/repo/resolve/main/{name}/{PeftAdapter.ConfigFileName}"] = RemoteFixtures.Config();
             _hub.Files[$"org/repo/resolve/main/{name}/{PeftAdapter.SafetensorsFileName}"] = weights;
         }
+        // memory: 2Gi needs an engine whose adapter memory allows it; these 4 KB fixtures imply far less (4 slots of
+        // rank 16), so the engine reports its budget, as Sidecar:AdapterMemoryBudgetBytes does.
         var seedEngine = new FakeSidecar("vllm-llama-0", "node-0", baseModel: "meta-llama/Llama-2-70b-hf");
+        seedEngine.Info.AdapterMemoryBudgetBytes = 8L << 30;
         await seedEngine.StartAsync();
         try
         {

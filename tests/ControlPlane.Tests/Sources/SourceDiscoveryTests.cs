@@ -46,16 +46,16 @@ public sealed class SourceDiscoveryTests
     }
 
     [Fact]
-    public void Secrets_are_files_per_key_and_never_leave_their_folder()
+    public async Task Secrets_are_files_per_key_and_never_leave_their_folder()
     {
         using var dir = new TempDirectory("secrets");
         RemoteFixtures.Secret(dir.Path, "creds", new() { ["HF_TOKEN"] = "hf_abc" });
         File.WriteAllText(Path.Combine(dir.Path, "creds", "..data"), "ignored");
         var reader = new DirectorySecretReader(dir.Path);
-        Assert.Equal(new Dictionary<string, string> { ["HF_TOKEN"] = "hf_abc" }, reader.Read("creds", "default"));
-        Assert.Equal(LoraAdapterReasons.CredentialsMissing, Assert.Throws<SourceException>(() => reader.Read("..", "default")).Reason);
-        Assert.Equal(LoraAdapterReasons.CredentialsMissing, Assert.Throws<SourceException>(() => reader.Read("a/b", "default")).Reason);
-        Assert.Contains("does not exist", Assert.Throws<SourceException>(() => reader.Read("other", "default")).Message);
-        Assert.Contains("ControlPlane:SecretsDirectory", Assert.Throws<SourceException>(() => new DirectorySecretReader(null).Read("creds", "default")).Message);
+        Assert.Equal(new Dictionary<string, string> { ["HF_TOKEN"] = "hf_abc" }, await reader.ReadAsync("creds", "default", default));
+        Assert.Equal(LoraAdapterReasons.CredentialsMissing, (await Assert.ThrowsAsync<SourceException>(() => reader.ReadAsync("..", "default", default))).Reason);
+        Assert.Equal(LoraAdapterReasons.CredentialsMissing, (await Assert.ThrowsAsync<SourceException>(() => reader.ReadAsync("a/b", "default", default))).Reason);
+        Assert.Contains("does not exist", (await Assert.ThrowsAsync<SourceException>(() => reader.ReadAsync("other", "default", default))).Message);
+        Assert.Contains("ControlPlane:SecretsDirectory", (await Assert.ThrowsAsync<SourceException>(() => new DirectorySecretReader(null).ReadAsync("creds", "default", default))).Message);
     }
 }

@@ -25,8 +25,8 @@ public sealed class ArtifactCacheTests
         IArtifactFetcher[] fetchers =
         [
             new HttpArtifactFetcher(downloader),
-            new HubArtifactFetcher(downloader, hub ?? new HubSettings(new Uri("http://127.0.0.1:1/"), null, "main")),
-            new S3ArtifactFetcher(s3 ?? new S3Options(), environment ?? (_ => null)),
+            new HubArtifactFetcher(downloader, hub ?? new HubSettings(new Uri("http://127.0.0.1:1/"), null, "main"), new SourceCredentials(null)),
+            new S3ArtifactFetcher(s3 ?? new S3Options(), environment ?? (_ => null), new SourceCredentials(null)),
         ];
         return (new ArtifactCache(options, new LocalPathPolicy([]), fetchers, metrics, TimeProvider.System, NullLogger<ArtifactCache>.Instance), metrics);
     }

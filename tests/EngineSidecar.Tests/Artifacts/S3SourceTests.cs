@@ -65,7 +65,7 @@ public sealed class S3SourceTests(S3rverFixture s3) : IClassFixture<S3rverFixtur
             ["AWS_ACCESS_KEY_ID"] = "S3RVER", ["AWS_SECRET_ACCESS_KEY"] = "S3RVER", ["AWS_ENDPOINT_URL_S3"] = s3.ServiceUrl.ToString(), ["AWS_REGION"] = "us-east-1",
         };
         using var client = S3ArtifactFetcher.CreateClient(new S3Options { ForcePathStyle = true }, n => env.GetValueOrDefault(n));
-        var fetcher = new S3ArtifactFetcher(new S3Options { ForcePathStyle = true }, n => env.GetValueOrDefault(n));
+        var fetcher = new S3ArtifactFetcher(new S3Options { ForcePathStyle = true }, n => env.GetValueOrDefault(n), new SourceCredentials(null));
         var target = Directory.CreateDirectory(dir.Combine("out")).FullName;
         await fetcher.FetchAsync(AdapterSource.Parse($"s3://{S3rverFixture.Bucket}/env/a"), target,
             new DownloadBudget(1 << 30, TimeSpan.FromSeconds(5), (_, _) => { }), CancellationToken.None);
