@@ -36,8 +36,7 @@ public sealed class EngineKillTrials(ITestOutputHelper output)
             var started = await Task.WhenAll(streams.Select(s => s.FirstToken));
             var victim = started.GroupBy(e => e).OrderByDescending(g => g.Count()).First().Key;
             var engine = stack.Engines.Single(e => e.Name == victim);
-            using var trickleStop = new CancellationTokenSource();
-            var trickle = TrickleAsync(stack, failures, trickleStop.Token);
+            await using var trickle = new Trickle(stack, Adapter, failures);
 
             await engine.KillAsync();
             foreach (var s in streams)
@@ -47,12 +46,12 @@ public sealed class EngineKillTrials(ITestOutputHelper output)
                 if (result.Engine == victim && !result.Complete)
                 {
                     if (result.CleanErrorEnd) cut++;
-                    else { lost++; failures.Enqueue($"cut stream on {victim} did not end with an error event then [DONE]: …{Tail(result.Text)}"); }
+                    else { lost++; failures.Enqueue($"cut stream on {victim} did not end with an error event then [DONE]: …{LocalStack.Tail(result.Text)}"); }
                 }
                 else if (!result.Complete)
                 {
                     lost++;
-                    failures.Enqueue($"stream on surviving {result.Engine} did not complete: …{Tail(result.Text)}");
+                    failures.Enqueue($"stream on surviving {result.Engine} did not complete: …{LocalStack.Tail(result.Text)}");
                 }
             }
 
@@ -66,7 +65,7 @@ public sealed class EngineKillTrials(ITestOutputHelper output)
                 if (response.StatusCode != HttpStatusCode.OK || servedBy == victim)
                 {
                     lost++;
-                    failures.Enqueue($"request after the kill: {(int)response.StatusCode} from {servedBy}: {Tail(body)}");
+                    failures.Enqueue($"request after the kill: {(int)response.StatusCode} from {servedBy}: {LocalStack.Tail(body)}");
                 }
             }
 
@@ -77,8 +76,7 @@ public sealed class EngineKillTrials(ITestOutputHelper output)
             recoveries.Add(back.Elapsed);
             output.WriteLine($"cycle {cycle}: killed {victim} under {started.Count(e => e == victim)} of {StreamsPerCycle} streams; adapters back {back.Elapsed.TotalSeconds:0.00} s after restart");
 
-            await trickleStop.CancelAsync();
-            var (trickleSent, trickleLost) = await trickle;
+            var (trickleSent, trickleLost) = await trickle.StopAsync();
             sent += trickleSent;
             lost += trickleLost;
         }
@@ -88,29 +86,6 @@ public sealed class EngineKillTrials(ITestOutputHelper output)
         Assert.True(failures.IsEmpty, string.Join(Environment.NewLine, failures));
         Assert.True(cut >= Cycles, $"every kill cut at least one stream (cut {cut})");
         Assert.Equal(0, lost);
-    }
-
-    /// <summary>Non-streaming requests one after another until stopped; any non-200 is lost.</summary>
-    private static async Task<(int Sent, int Lost)> TrickleAsync(LocalStack stack, ConcurrentQueue<string> failures, CancellationToken stop)
-    {
-        int sent = 0, lost = 0;
-        while (!stop.IsCancellationRequested)
-        {
-            sent++;
-            try
-            {
-                using var response = await stack.Client.SendAsync(LocalStack.Chat(Adapter, stream: false));
-                var body = await response.Content.ReadAsStringAsync();
-                if (response.StatusCode == HttpStatusCode.OK) continue;
-                failures.Enqueue($"trickle request: {(int)response.StatusCode}: {Tail(body)}");
-            }
-            catch (HttpRequestException e)
-            {
-                failures.Enqueue($"trickle request: {e.Message}");
-            }
-            lost++;
-        }
-        return (sent, lost);
     }
 
     private sealed record StreamResult(string Engine, string Text)
@@ -167,5 +142,4 @@ public sealed class EngineKillTrials(ITestOutputHelper output)
         return new RunningStream(first.Task, RunAsync());
     }
 
-    private static string Tail(string text) => text.Length <= 300 ? text : text[^300..];
 }

@@ -41,31 +41,17 @@ public sealed class LocalStack : IAsyncDisposable
     /// adapters <paramref name="adapters"/> written as PEFT folders and one LoraAdapter naming them,
     /// <paramref name="replicas"/> replicas each.
     /// </summary>
-    public static async Task<LocalStack> StartAsync(int engines, string[] adapters, int replicas, IReadOnlyDictionary<string, string>? controlPlaneEnvironment = null)
+    /// <remarks><paramref name="coldAdapters"/> go into a second LoraAdapter with <c>loadOnStartup: false</c>: placed only when a request asks (a cold start).</remarks>
+    public static async Task<LocalStack> StartAsync(int engines, string[] adapters, int replicas, string[]? coldAdapters = null,
+        IReadOnlyDictionary<string, string>? controlPlaneEnvironment = null)
     {
         var stack = new LocalStack();
         try
         {
             var repo = Path.Combine(stack.Manifests, "adapters");
-            foreach (var a in adapters) TestAdapters.Write(repo, a, 8, BaseModel);
-            File.WriteAllText(Path.Combine(stack.Manifests, "trial.yaml"), $"""
-                apiVersion: hybridserving.io/v1alpha1
-                kind: LoraAdapter
-                metadata:
-                  name: trial
-                  namespace: default
-                spec:
-                  baseModel: {BaseModel}
-                  adapterSource:
-                    type: local
-                    repository: ./adapters
-                    adapters: [{string.Join(", ", adapters)}]
-                  deploymentConfig:
-                    loadOnStartup: true
-                    replicas:
-                      min: {replicas}
-                      max: {replicas}
-                """);
+            foreach (var a in adapters.Concat(coldAdapters ?? [])) TestAdapters.Write(repo, a, 8, BaseModel);
+            stack.WriteLoraAdapter("trial", adapters, replicas, loadOnStartup: true);
+            if (coldAdapters is { Length: > 0 }) stack.WriteLoraAdapter("cold", coldAdapters, 1, loadOnStartup: false);
             for (var i = 0; i < engines; i++) await stack.StartEngineAndSidecarAsync(i);
             await stack.StartControlPlaneAsync(controlPlaneEnvironment);
             await stack.StartGatewayAsync();
@@ -77,6 +63,26 @@ public sealed class LocalStack : IAsyncDisposable
             throw;
         }
     }
+
+    private void WriteLoraAdapter(string name, string[] adapters, int replicas, bool loadOnStartup) =>
+        File.WriteAllText(Path.Combine(Manifests, name + ".yaml"), $"""
+            apiVersion: hybridserving.io/v1alpha1
+            kind: LoraAdapter
+            metadata:
+              name: {name}
+              namespace: default
+            spec:
+              baseModel: {BaseModel}
+              adapterSource:
+                type: local
+                repository: ./adapters
+                adapters: [{string.Join(", ", adapters)}]
+              deploymentConfig:
+                loadOnStartup: {(loadOnStartup ? "true" : "false")}
+                replicas:
+                  min: {replicas}
+                  max: {replicas}
+            """);
 
     private async Task StartEngineAndSidecarAsync(int i)
     {
@@ -235,6 +241,25 @@ public sealed class LocalStack : IAsyncDisposable
             return File.Exists(dll) ? dll : throw new FileNotFoundException($"{dll} is missing: build tests/Reliability.Tests (it builds the services).", dll);
         }
         throw new DirectoryNotFoundException($"No HybridServing.sln above {AppContext.BaseDirectory}.");
+    }
+
+    /// <summary>The end of a body or stream, for failure messages.</summary>
+    public static string Tail(string text) => text.Length <= 300 ? text : text[^300..];
+
+    /// <summary>The sidecar's <c>/status</c> adapters: name → phase (null while it does not answer).</summary>
+    public static async Task<Dictionary<string, string>?> SidecarAdaptersAsync(ChildProcess sidecar)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        try
+        {
+            using var doc = JsonDocument.Parse(await client.GetStringAsync(new Uri(sidecar.Url, "status")));
+            return doc.RootElement.GetProperty("adapters").EnumerateArray()
+                .ToDictionary(a => a.GetProperty("name").GetString()!, a => a.GetProperty("phase").GetString()!, StringComparer.Ordinal);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
     }
 
     private static Uri Url(int port) => new($"http://127.0.0.1:{port}/");
