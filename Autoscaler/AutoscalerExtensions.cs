@@ -23,7 +23,13 @@ public static class AutoscalerExtensions
             Timeout = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value.RequestTimeout,
         });
         services.AddSingleton(sp => new SignalSources(sp.GetRequiredService<HttpClient>()));
-        services.AddSingleton<PoolSignalCollector>();
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value;
+            return new PoolSignalCollector(sp.GetRequiredService<SignalSources>(),
+                o.Prometheus.Url is null ? null : new PrometheusSource(sp.GetRequiredService<HttpClient>(), o.Prometheus),
+                sp.GetRequiredService<TimeProvider>());
+        });
         services.AddSingleton<DecisionRecorder>();
         var apiServer = builder.Configuration[ApiServerUrlKey];
         services.AddSingleton(sp =>

@@ -55,7 +55,7 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
         var recorder = new DecisionRecorder(meters, NullLogger<DecisionRecorder>.Instance);
         var actuators = new Dictionary<string, IPoolActuator> { ["default"] = new SleepActuator(pool, _http, TimeProvider.System) };
-        var loop = new AutoscalerLoop(Options.Create(options), new PoolSignalCollector(new SignalSources(_http), _clock), actuators, recorder, null, _clock);
+        var loop = new AutoscalerLoop(Options.Create(options), new PoolSignalCollector(new SignalSources(_http), null, _clock), actuators, recorder, null, _clock);
         return (loop, pool, recorder);
     }
 
