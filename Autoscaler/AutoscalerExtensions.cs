@@ -50,7 +50,7 @@ public static class AutoscalerExtensions
             var time = sp.GetRequiredService<TimeProvider>();
             return o.Pools.ToDictionary(p => p.Key, p => p.Value.Actuator == ActuatorKind.Deployment
                 ? (IPoolActuator)new DeploymentScaleActuator(p.Key, p.Value, kube!)
-                : new SleepActuator(p.Value, actuation, time), StringComparer.Ordinal);
+                : new SleepActuator(p.Value, actuation, time, o.ControlPlaneUrl), StringComparer.Ordinal);
         });
         services.AddSingleton(sp => sp.GetRequiredService<KubernetesHolder>().Client is { } k
             ? new KubernetesEvents(k, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<KubernetesEvents>>())
