@@ -70,7 +70,14 @@ var gateway = builder.AddHybridServingGateway<Projects.Gateway>("gateway", optio
 if (options.AutoscalerMinEngines is { } minEngines)
 {
     builder.AddHybridServingAutoscaler<Projects.Autoscaler>("autoscaler", controlPlane, gateway, options.AutoscalerPort, options.Host)
-        .WithSleepingPool(pool, minEngines);
+        .WithSleepingPool(pool, minEngines)
+        // Any Autoscaler:* key the AppHost is given (environment Autoscaler__Pools__engine__StableWindow, appsettings,
+        // a test's configuration) is passed on, read at start like the dev key above: e.g. shorter windows.
+        .WithEnvironment(ctx =>
+        {
+            foreach (var (key, value) in builder.Configuration.GetSection("Autoscaler").AsEnumerable())
+                if (value is not null) ctx.EnvironmentVariables[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        });
 }
 
 builder.AddHybridServingKubernetesManifests((options.Publish ?? new()).Cluster);

@@ -23,7 +23,13 @@ public static class AutoscalerExtensions
             Timeout = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value.RequestTimeout,
         });
         services.AddSingleton(sp => new SignalSources(sp.GetRequiredService<HttpClient>()));
-        services.AddSingleton<PoolSignalCollector>();
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value;
+            return new PoolSignalCollector(sp.GetRequiredService<SignalSources>(),
+                o.Prometheus.Url is null ? null : new PrometheusSource(sp.GetRequiredService<HttpClient>(), o.Prometheus),
+                sp.GetRequiredService<TimeProvider>());
+        });
         services.AddSingleton<DecisionRecorder>();
         var apiServer = builder.Configuration[ApiServerUrlKey];
         services.AddSingleton(sp =>
@@ -44,7 +50,7 @@ public static class AutoscalerExtensions
             var time = sp.GetRequiredService<TimeProvider>();
             return o.Pools.ToDictionary(p => p.Key, p => p.Value.Actuator == ActuatorKind.Deployment
                 ? (IPoolActuator)new DeploymentScaleActuator(p.Key, p.Value, kube!)
-                : new SleepActuator(p.Value, actuation, time), StringComparer.Ordinal);
+                : new SleepActuator(p.Value, actuation, time, o.ControlPlaneUrl), StringComparer.Ordinal);
         });
         services.AddSingleton(sp => sp.GetRequiredService<KubernetesHolder>().Client is { } k
             ? new KubernetesEvents(k, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<KubernetesEvents>>())

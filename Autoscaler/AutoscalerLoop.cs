@@ -49,7 +49,7 @@ internal sealed class AutoscalerLoop(
     {
         var actuator = actuators[name];
         var shared = await collector.ReadSharedAsync(options.Value, ct);
-        var observation = await collector.ObserveAsync(pool, actuator, shared, ct);
+        var observation = await collector.ObserveAsync(name, pool, actuator, shared, ct);
         var decision = _scalers[name].Decide(observation.Signals, time.GetUtcNow());
         var action = "no change";
         ActuationFailure? failure = observation.ActuatorFailure;

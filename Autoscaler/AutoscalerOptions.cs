@@ -1,4 +1,5 @@
 using HybridServing.Autoscaler.Decisions;
+using HybridServing.Autoscaler.Signals;
 
 namespace HybridServing.Autoscaler;
 
@@ -24,6 +25,8 @@ public sealed class AutoscalerOptions
     public Uri? ControlPlaneUrl { get; set; }
     /// <summary>Gateways whose <c>/metrics</c> give held requests and refused overflows. Optional.</summary>
     public List<Uri> GatewayUrls { get; set; } = [];
+    /// <summary>Read the engines' and gateways' signals from Prometheus (PromQL) instead of their <c>/metrics</c>.</summary>
+    public PrometheusOptions Prometheus { get; set; } = new();
     public Dictionary<string, PoolOptions> Pools { get; set; } = new(StringComparer.Ordinal);
 }
 
@@ -43,6 +46,10 @@ public sealed class PoolOptions
     public TimeSpan ScaleToZeroGrace { get; set; } = TimeSpan.FromSeconds(30);
     public TimeSpan MaxSignalAge { get; set; } = TimeSpan.FromSeconds(30);
     public bool LoraAware { get; set; } = true;
+    /// <summary>With Prometheus: label matchers picking the pool's engine series (<c>$pool</c> in the queries); default <c>pool="&lt;name&gt;"</c>.</summary>
+    public string? PrometheusSelector { get; set; }
+
+    public static string DefaultPrometheusSelector(string pool) => $"pool=\"{pool}\"";
 
     public ActuatorKind Actuator { get; set; } = ActuatorKind.Sleep;
     /// <summary>Sleep actuator: the pool's engines (their vLLM HTTP roots), woken in this order and put to sleep in reverse.</summary>

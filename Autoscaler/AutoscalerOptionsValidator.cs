@@ -1,3 +1,4 @@
+using HybridServing.Autoscaler.Signals;
 using Microsoft.Extensions.Options;
 
 namespace HybridServing.Autoscaler;
@@ -14,6 +15,7 @@ internal sealed class AutoscalerOptionsValidator : IValidateOptions<AutoscalerOp
         if (o.ControlPlaneUrl is { IsAbsoluteUri: false }) errors.Add($"{root}:ControlPlaneUrl must be an absolute URL (got '{o.ControlPlaneUrl}').");
         for (var i = 0; i < o.GatewayUrls.Count; i++)
             if (!o.GatewayUrls[i].IsAbsoluteUri) errors.Add($"{root}:GatewayUrls:{i} must be an absolute URL (got '{o.GatewayUrls[i]}').");
+        ValidatePrometheus(o, errors);
         if (o.Pools.Count == 0) errors.Add($"{root}:Pools must name at least one pool.");
         foreach (var (pool, p) in o.Pools)
         {
@@ -29,6 +31,8 @@ internal sealed class AutoscalerOptionsValidator : IValidateOptions<AutoscalerOp
             if (!(p.MaxScaleDownRate > 1)) errors.Add($"{key}:MaxScaleDownRate must be above 1 (got {p.MaxScaleDownRate}).");
             foreach (var (field, value) in new[] { ("ScaleDownDelay", p.ScaleDownDelay), ("ScaleDownStabilization", p.ScaleDownStabilization), ("ScaleToZeroGrace", p.ScaleToZeroGrace) })
                 if (value < TimeSpan.Zero) errors.Add($"{key}:{field} must not be negative (got {value}).");
+            if (p.PrometheusSelector is { } selector && !IsSelector(selector))
+                errors.Add($"{key}:PrometheusSelector must be label matchers without braces, e.g. pool=\"{pool}\" (got '{selector}').");
             if (p.MaxSignalAge <= TimeSpan.Zero) errors.Add($"{key}:MaxSignalAge must be positive (got {p.MaxSignalAge}).");
             switch (p.Actuator)
             {
@@ -44,8 +48,8 @@ internal sealed class AutoscalerOptionsValidator : IValidateOptions<AutoscalerOp
                 case ActuatorKind.Deployment:
                     if (string.IsNullOrWhiteSpace(p.DeploymentName)) errors.Add($"{key}:DeploymentName is required for the Deployment actuator.");
                     if (string.IsNullOrWhiteSpace(p.DeploymentNamespace)) errors.Add($"{key}:DeploymentNamespace is required for the Deployment actuator.");
-                    if (o.ControlPlaneUrl is null) errors.Add($"{root}:ControlPlaneUrl is required for pool '{pool}': the Deployment actuator finds the pool's engines in its /v1/status.");
-                    if (p.EngineSelector.Count == 0) errors.Add($"{key}:EngineSelector must name at least one label for the Deployment actuator.");
+                    if (o.ControlPlaneUrl is null && o.Prometheus.Url is null) errors.Add($"{root}:ControlPlaneUrl is required for pool '{pool}': the Deployment actuator finds the pool's engines in its /v1/status.");
+                    if (p.EngineSelector.Count == 0 && o.Prometheus.Url is null) errors.Add($"{key}:EngineSelector must name at least one label for the Deployment actuator.");
                     break;
                 default:
                     errors.Add($"{key}:Actuator must be Sleep or Deployment (got {p.Actuator}).");
@@ -54,4 +58,28 @@ internal sealed class AutoscalerOptionsValidator : IValidateOptions<AutoscalerOp
         }
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
+
+    private static void ValidatePrometheus(AutoscalerOptions o, List<string> errors)
+    {
+        const string key = AutoscalerOptions.Section + ":Prometheus";
+        var p = o.Prometheus;
+        if (p.Url is null) return;
+        if (!p.Url.IsAbsoluteUri || p.Url.Scheme is not ("http" or "https"))
+            errors.Add($"{key}:Url must be an absolute http(s) URL (got '{p.Url}').");
+        if (o.GatewayUrls.Count > 0)
+            errors.Add($"{AutoscalerOptions.Section}:GatewayUrls must be empty when {key}:Url is set: the gateways' signals come from Prometheus then.");
+        if (!IsSelector(p.GatewaySelector))
+            errors.Add($"{key}:GatewaySelector must be label matchers without braces, e.g. job=\"gateway\" (got '{p.GatewaySelector}').");
+        foreach (var (name, query) in new[]
+                 {
+                     (nameof(PrometheusQueries.EnginesUp), p.Queries.EnginesUp), (nameof(PrometheusQueries.Running), p.Queries.Running),
+                     (nameof(PrometheusQueries.Waiting), p.Queries.Waiting), (nameof(PrometheusQueries.KvCacheUsage), p.Queries.KvCacheUsage),
+                     (nameof(PrometheusQueries.LoraInfo), p.Queries.LoraInfo), (nameof(PrometheusQueries.GatewaysUp), p.Queries.GatewaysUp),
+                     (nameof(PrometheusQueries.HeldRequests), p.Queries.HeldRequests), (nameof(PrometheusQueries.OverflowRefusals), p.Queries.OverflowRefusals),
+                 })
+            if (string.IsNullOrWhiteSpace(query)) errors.Add($"{key}:Queries:{name} must be a PromQL query.");
+    }
+
+    /// <summary>Label matchers go inside a selector's braces: they must not bring their own.</summary>
+    private static bool IsSelector(string? value) => !string.IsNullOrWhiteSpace(value) && value.IndexOfAny(['{', '}']) < 0;
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using HybridServing.Autoscaler.Decisions;
 using HybridServing.Autoscaler.Signals;
 using HybridServing.Contracts.Metrics;
@@ -9,11 +10,14 @@ namespace HybridServing.Autoscaler.Actuation;
 /// The laptop's actuator (and fast standby on Kubernetes): the pool is a fixed list of engines started
 /// with <c>--enable-sleep-mode</c>; those above the desired count sleep (<c>POST /sleep?level=N</c>)
 /// and are woken (<c>POST /wake_up</c>) when needed. Engines are woken in list order and put to sleep
-/// in reverse, so the same engines stay warm. An engine goes to sleep only after its in-flight
-/// requests reached zero (up to <c>DrainTimeout</c>); the engine itself refuses new requests from
-/// the moment it is asked to sleep, and the gateway stops picking it once its metrics say so.
+/// in reverse, so the same engines stay warm. Before an engine sleeps it is drained: with a
+/// ControlPlane, <c>POST /v1/engines/{name}/drain</c> moves its adapters to other engines and the
+/// gateways stop picking it, and the actuator waits until the ControlPlane says the drain is done; then
+/// until its in-flight requests reached zero (all within <c>DrainTimeout</c>). The engine itself refuses
+/// new requests from the moment it is asked to sleep. A woken engine is undrained
+/// (<c>DELETE …/drain</c>) so that placement uses it again.
 /// </summary>
-internal sealed class SleepActuator(PoolOptions pool, HttpClient http, TimeProvider time) : IPoolActuator
+internal sealed class SleepActuator(PoolOptions pool, HttpClient http, TimeProvider time, Uri? controlPlane = null) : IPoolActuator
 {
     private static readonly TimeSpan DrainPoll = TimeSpan.FromMilliseconds(100);
 
@@ -27,28 +31,90 @@ internal sealed class SleepActuator(PoolOptions pool, HttpClient http, TimeProvi
         var done = new List<string>();
         if (decision.Desired > awake.Count)
         {
+            var names = asleep.Count == 0 ? null : await ControlPlaneNamesAsync(ct);
             foreach (var engine in asleep.Take(decision.Desired - awake.Count))
             {
                 await PostAsync(engine.Engine, "wake_up", ct);
-                done.Add($"woke {engine.Engine}");
+                // Awake first, then placeable: the ControlPlane must not place adapters on a sleeping engine.
+                if (names?.GetValueOrDefault(Key(engine.Engine)) is { } name)
+                {
+                    using (await ControlPlaneAsync(HttpMethod.Delete, name, ct)) { }
+                    done.Add($"woke {engine.Engine} and undrained {name}");
+                }
+                else done.Add($"woke {engine.Engine}");
             }
         }
         else if (decision.Desired < awake.Count)
         {
+            var names = await ControlPlaneNamesAsync(ct);
             foreach (var engine in Enumerable.Reverse(awake).Take(awake.Count - decision.Desired))
             {
-                var drained = await DrainAsync(engine.Engine, ct);
+                var started = time.GetTimestamp();
+                var moved = names is null ? null
+                    : names.GetValueOrDefault(Key(engine.Engine)) is { } name ? await MoveAdaptersAsync(name, started, ct)
+                    : "not drained: the ControlPlane's /v1/status lists no engine with this engineUrl";
+                var idle = await WaitIdleAsync(engine.Engine, started, ct);
                 await PostAsync(engine.Engine, string.Create(CultureInfo.InvariantCulture, $"sleep?level={pool.SleepLevel}"), ct);
-                done.Add(drained ? $"slept {engine.Engine} (level {pool.SleepLevel})" : $"slept {engine.Engine} (level {pool.SleepLevel}) after the drain timeout");
+                var note = new[] { moved, idle ? null : "in-flight requests still running at the drain timeout" }.Where(n => n is not null);
+                done.Add($"slept {engine.Engine} (level {pool.SleepLevel})" + (note.Any() ? $" ({string.Join("; ", note)})" : ""));
             }
         }
         return done.Count == 0 ? "no change" : string.Join("; ", done);
     }
 
-    /// <summary>Waits until the engine has nothing running or waiting; false when <c>DrainTimeout</c> ran out first.</summary>
-    private async Task<bool> DrainAsync(Uri engine, CancellationToken ct)
+    private static string Key(Uri engine) => engine.GetLeftPart(UriPartial.Path).TrimEnd('/');
+
+    /// <summary>The ControlPlane's engine names by engine URL (its <c>/v1/status</c>); null without a ControlPlane.</summary>
+    private async Task<Dictionary<string, string>?> ControlPlaneNamesAsync(CancellationToken ct)
     {
-        var started = time.GetTimestamp();
+        if (controlPlane is null) return null;
+        var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        using var status = await ControlPlaneAsync(HttpMethod.Get, new Uri(controlPlane, "v1/status"), ct);
+        foreach (var e in status.RootElement.GetProperty("engines").EnumerateArray())
+            if (e.TryGetProperty("engineUrl", out var url) && url.ValueKind == JsonValueKind.String && Uri.TryCreate(url.GetString(), UriKind.Absolute, out var u))
+                names[Key(u)] = e.GetProperty("name").GetString()!;
+        return names;
+    }
+
+    /// <summary>
+    /// Drains the engine in the ControlPlane and waits (within <c>DrainTimeout</c> from <paramref name="started"/>)
+    /// until every adapter it holds is LOADED elsewhere. Returns a note for the record, null when all moved.
+    /// </summary>
+    private async Task<string?> MoveAdaptersAsync(string name, long started, CancellationToken ct)
+    {
+        using (await ControlPlaneAsync(HttpMethod.Post, name, ct)) { }
+        while (true)
+        {
+            using var drain = await ControlPlaneAsync(HttpMethod.Get, name, ct);
+            if (drain.RootElement.GetProperty("done").GetBoolean()) return null;
+            if (time.GetElapsedTime(started) >= pool.DrainTimeout)
+                return $"adapters not yet loaded elsewhere at the drain timeout: {string.Join(", ", drain.RootElement.GetProperty("pending").EnumerateArray().Select(p => p.GetString()))}";
+            await Task.Delay(DrainPoll, time, ct);
+        }
+    }
+
+    private Task<JsonDocument> ControlPlaneAsync(HttpMethod method, string engine, CancellationToken ct) =>
+        ControlPlaneAsync(method, new Uri(controlPlane!, $"v1/engines/{Uri.EscapeDataString(engine)}/drain"), ct);
+
+    private async Task<JsonDocument> ControlPlaneAsync(HttpMethod method, Uri url, CancellationToken ct)
+    {
+        try
+        {
+            using var response = await http.SendAsync(new HttpRequestMessage(method, url), ct);
+            var body = await response.Content.ReadAsStringAsync(ct);
+            if (!response.IsSuccessStatusCode)
+                throw new ActuatorException("DrainRefused", $"ControlPlane {method} {url.AbsolutePath}: HTTP {(int)response.StatusCode} {body}");
+            return JsonDocument.Parse(body);
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            throw new ActuatorException("ControlPlaneUnreachable", $"ControlPlane {method} {url.AbsolutePath}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Waits until the engine has nothing running or waiting; false when <c>DrainTimeout</c> (from <paramref name="started"/>) ran out first.</summary>
+    private async Task<bool> WaitIdleAsync(Uri engine, long started, CancellationToken ct)
+    {
         while (true)
         {
             try

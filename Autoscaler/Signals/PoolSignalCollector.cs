@@ -12,10 +12,11 @@ internal sealed record SharedReadings(ControlPlaneReading? ControlPlane, double 
 
 /// <summary>
 /// Assembles <see cref="PoolSignals"/> from the engines' <c>/metrics</c>, the gateways' held requests and
-/// refused overflows, and the ControlPlane's shortfalls. A source that does not answer is named in
+/// refused overflows (or, when <c>Autoscaler:Prometheus:Url</c> is set, the same signals through PromQL),
+/// and the ControlPlane's shortfalls. A source that does not answer is named in
 /// <see cref="PoolSignals.Missing"/>, which freezes the pool's decision.
 /// </summary>
-internal sealed class PoolSignalCollector(SignalSources sources, TimeProvider time)
+internal sealed class PoolSignalCollector(SignalSources sources, PrometheusSource? prometheus, TimeProvider time)
 {
     private readonly Dictionary<Uri, double> _lastRefusals = [];
 
@@ -30,30 +31,37 @@ internal sealed class PoolSignalCollector(SignalSources sources, TimeProvider ti
         }
         double held = 0;
         long refusals = 0;
+        void Add(Uri source, GatewayReading g)
+        {
+            held += g.HeldRequests;
+            // A counter: the pressure is what was refused since the previous tick (a restart resets it).
+            var previous = _lastRefusals.GetValueOrDefault(source, g.OverflowRefusalsTotal);
+            refusals += (long)Math.Max(0, g.OverflowRefusalsTotal - previous);
+            _lastRefusals[source] = g.OverflowRefusalsTotal;
+        }
+        if (prometheus is not null)
+        {
+            var (reading, failed) = await prometheus.ReadGatewaysAsync(ct);
+            if (reading is not null) Add(prometheus.Url, reading);
+            missing.AddRange(failed);
+        }
         foreach (var gateway in options.GatewayUrls)
         {
-            try
-            {
-                var g = await sources.ReadGatewayAsync(gateway, ct);
-                held += g.HeldRequests;
-                // A counter: the pressure is what was refused since the previous tick (a restart resets it).
-                var previous = _lastRefusals.GetValueOrDefault(gateway, g.OverflowRefusalsTotal);
-                refusals += (long)Math.Max(0, g.OverflowRefusalsTotal - previous);
-                _lastRefusals[gateway] = g.OverflowRefusalsTotal;
-            }
+            try { Add(gateway, await sources.ReadGatewayAsync(gateway, ct)); }
             catch (SignalUnavailableException e) { missing.Add(e.Message); }
         }
         return new SharedReadings(controlPlane, held, refusals, missing);
     }
 
-    /// <summary>The engines whose metrics count for the pool: the configured list, or the ControlPlane's engines matching the selector.</summary>
-    public static IReadOnlyList<Uri> EnginesOf(PoolOptions pool, ControlPlaneReading? controlPlane) =>
+    /// <summary>The engines read directly: the Sleep actuator's list (it acts on their sleep state), else, without
+    /// Prometheus, the ControlPlane's engines matching the selector.</summary>
+    public IReadOnlyList<Uri> EnginesOf(PoolOptions pool, ControlPlaneReading? controlPlane) =>
         pool.Actuator == ActuatorKind.Sleep ? pool.Engines
-        : controlPlane is null ? []
+        : controlPlane is null || prometheus is not null ? []
         : controlPlane.Engines.Where(e => e.EngineUrl is not null && pool.EngineSelector.All(kv => e.Labels.TryGetValue(kv.Key, out var v) && v == kv.Value))
             .Select(e => e.EngineUrl!).ToList();
 
-    public async Task<PoolObservation> ObserveAsync(PoolOptions pool, IPoolActuator actuator, SharedReadings shared, CancellationToken ct)
+    public async Task<PoolObservation> ObserveAsync(string name, PoolOptions pool, IPoolActuator actuator, SharedReadings shared, CancellationToken ct)
     {
         var engines = EnginesOf(pool, shared.ControlPlane);
         var readings = await Task.WhenAll(engines.Select(e => sources.ReadEngineAsync(e, ct)));
@@ -68,21 +76,31 @@ internal sealed class PoolSignalCollector(SignalSources sources, TimeProvider ti
             failure = new ActuationFailure(e.Reason, e.Message);
             current = readings.Count(r => r.Ok && !r.Load!.Sleeping);
         }
-        var awake = readings.Where(r => r.Ok && !r.Load!.Sleeping).Select(r => r.Load!).ToList();
+        PoolLoad load;
+        if (prometheus is not null)
+        {
+            var (read, failed) = await prometheus.ReadPoolAsync(pool.PrometheusSelector ?? PoolOptions.DefaultPrometheusSelector(name), ct);
+            missing.AddRange(failed);
+            load = read ?? PoolLoad.FromEngines([]);
+        }
+        else
+        {
+            load = PoolLoad.FromEngines(readings.Where(r => r.Ok && !r.Load!.Sleeping).Select(r => r.Load!));
+        }
         var signals = new PoolSignals
         {
             ObservedAt = time.GetUtcNow(),
             CurrentEngines = current,
-            Running = awake.Sum(l => l.Running),
-            Waiting = awake.Sum(l => l.Waiting),
-            MaxKvCacheUsage = awake.Count == 0 ? 0 : awake.Max(l => l.KvCacheUsage),
+            Running = load.Running,
+            Waiting = load.Waiting,
+            MaxKvCacheUsage = load.MaxKvCacheUsage,
             HeldRequests = shared.HeldRequests,
             Lora = new LoraPressure(
                 shared.ControlPlane?.AdaptersShortOfReplicas ?? 0,
                 shared.OverflowRefusals,
-                awake.Sum(l => l.MaxLoras ?? 0),
-                awake.Sum(l => l.MaxLoras is null ? 0 : l.RunningAdapters.Count),
-                awake.Sum(l => l.WaitingAdapters.Count)),
+                load.SlotsTotal,
+                load.SlotsOccupied,
+                load.WaitingAdapters),
             Missing = missing,
         };
         return new PoolObservation(signals, readings, failure);

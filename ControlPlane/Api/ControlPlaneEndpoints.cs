@@ -42,7 +42,27 @@ internal static class ControlPlaneEndpoints
             return Results.Text(ProtoJson.Format(response), "application/json", statusCode: code);
         });
         app.MapGet("/v1/status", (Reconciler reconciler, IControlPlaneHome home, RoutingTableStore routes) => Results.Json(StatusPage(reconciler.Model, home, routes)));
+        // Scale-down drains (the Autoscaler): POST starts one and answers after the pass that placed the engine's
+        // adapters elsewhere; GET polls it ("done" once every adapter it holds is LOADED elsewhere); DELETE ends it.
+        const string drain = "/v1/engines/{name}/drain";
+        app.MapPost(drain, async (string name, Reconciler reconciler, CancellationToken ct) =>
+            DrainResult(name, await reconciler.DrainAsync(name, ct), StatusCodes.Status202Accepted));
+        app.MapGet(drain, (string name, Reconciler reconciler, IControlPlaneHome home) =>
+            DrainResult(name, home.Current.Engines.Any(e => e.Name == name) ? reconciler.Model : null, StatusCodes.Status200OK));
+        app.MapDelete(drain, async (string name, Reconciler reconciler, CancellationToken ct) =>
+            DrainResult(name, await reconciler.UndrainAsync(name, ct), StatusCodes.Status200OK));
         return app;
+    }
+
+    private static IResult DrainResult(string engine, ReconcileModel? model, int status) => model is null
+        ? Problem(404, "NotFound", $"no engine named '{engine}' is declared (see /v1/status for the engines' names).")
+        : Results.Json(DrainState(engine, model), statusCode: status);
+
+    private static object DrainState(string engine, ReconcileModel model)
+    {
+        var draining = model.Drained.TryGetValue(engine, out var since);
+        var pending = draining ? model.DrainPending(engine) : [];
+        return new { engine, draining, since = draining ? since : (DateTimeOffset?)null, pending, done = draining && pending.Count == 0 };
     }
 
     private static IResult List(LoraAdapterStore store, string? ns)
@@ -92,6 +112,7 @@ internal static class ControlPlaneEndpoints
             disconnectedSince = v.DisconnectedSince,
             lastError = v.LastError,
             engineUrl = v.EngineUrl,
+            drain = model.Drained.ContainsKey(v.Endpoint.Name) ? DrainState(v.Endpoint.Name, model) : null,
             engineKind = v.Info?.EngineKind,
             baseModels = v.Info?.BaseModels.ToArray(),
             maxLoras = v.Info?.MaxLoras,

@@ -1,3 +1,4 @@
+using HybridServing.Contracts.Sidecar;
 using HybridServing.ControlPlane.Engines;
 using HybridServing.ControlPlane.Homes;
 using HybridServing.ControlPlane.Placement;
@@ -44,6 +45,18 @@ internal sealed record ReconcileModel(
 
     public static readonly ReconcileModel Empty = new(0, DateTimeOffset.MinValue, [],
         new Dictionary<string, (ResourceState, DiscoveredAdapter)>(), new Dictionary<string, AdapterDemand>(), NoPlan, [], [], [], [], NoPlan);
+
+    /// <summary>Engines being drained (name → since): out of placement, routed only as a last resort.</summary>
+    public IReadOnlyDictionary<string, DateTimeOffset> Drained { get; init; } = new Dictionary<string, DateTimeOffset>();
+
+    /// <summary>Adapters LOADED on the drained <paramref name="engine"/> that no other, undrained engine has LOADED yet:
+    /// the drain is done (the engine can go) when there is none.</summary>
+    public IReadOnlyList<string> DrainPending(string engine) =>
+        Engines.FirstOrDefault(v => v.Endpoint.Name == engine) is not { } view ? []
+        : [.. view.Adapters.Values.Where(a => a.Phase == AdapterPhase.Loaded && Owners.ContainsKey(a.Name)
+                && !Engines.Any(o => o.Endpoint.Name != engine && !Drained.ContainsKey(o.Endpoint.Name)
+                    && o.Adapters.TryGetValue(a.Name, out var other) && other.Phase == AdapterPhase.Loaded))
+            .Select(a => a.Name).Order(StringComparer.Ordinal)];
 
     /// <summary>Engines holding <paramref name="adapter"/> only through an overflow grant.</summary>
     public IEnumerable<string> OverflowEngines(string adapter) =>

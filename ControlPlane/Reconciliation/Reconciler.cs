@@ -58,6 +58,8 @@ internal sealed partial class Reconciler : BackgroundService
     private DateTimeOffset? _startedAt;
     // Adapters evicted for a higher-priority one stay "Preempted" (not merely short of capacity) until placed again.
     private readonly Dictionary<string, Preemption> _preempted = new(StringComparer.Ordinal);
+    // Engines drained for scale-down (engine name → since): placement leaves them out until undrained.
+    private readonly Dictionary<string, DateTimeOffset> _drained = new(StringComparer.Ordinal);
 
     private sealed record DiscoveryEntry(string Fingerprint, DiscoveryResult Result, DateTimeOffset ValidUntil, int Failures);
 
@@ -343,6 +345,39 @@ internal sealed partial class Reconciler : BackgroundService
         return null;
     }
 
+    /// <summary>
+    /// Drains <paramref name="engine"/> before it is put to sleep or removed: placement leaves it out, so its
+    /// adapters are placed on other engines; it keeps what it holds (nothing is unloaded under its in-flight
+    /// requests) and stays in the routes, marked draining, for adapters no other engine has LOADED yet.
+    /// Returns the pass that saw the drain; null when no such engine is declared.
+    /// </summary>
+    public async Task<ReconcileModel?> DrainAsync(string engine, CancellationToken ct)
+    {
+        if (_home.Current.Engines.All(e => e.Name != engine)) return null;
+        Task<ReconcileModel> next;
+        lock (_requestGate)
+        {
+            _drained.TryAdd(engine, _time.GetUtcNow());
+            next = _reconciled.Task.WaitAsync(ct);
+        }
+        WakeNow();
+        return await next;
+    }
+
+    /// <summary>Ends a drain (the engine was woken): placement may use it again. Null when no such engine is declared.</summary>
+    public async Task<ReconcileModel?> UndrainAsync(string engine, CancellationToken ct)
+    {
+        if (_home.Current.Engines.All(e => e.Name != engine)) return null;
+        Task<ReconcileModel> next;
+        lock (_requestGate)
+        {
+            _drained.Remove(engine);
+            next = _reconciled.Task.WaitAsync(ct);
+        }
+        WakeNow();
+        return await next;
+    }
+
     private Task<ReconcileModel> WaitNextAsync(CancellationToken ct)
     {
         lock (_requestGate) return _reconciled.Task.WaitAsync(ct);
@@ -427,10 +462,17 @@ internal sealed partial class Reconciler : BackgroundService
             demands[name] = ToDemand(r.Declared.Resource.Spec, a, _backoff.Excluded(name, now)) with { RequestRate = rates.GetValueOrDefault(name) };
         }
         var bytesPerRank = BytesPerRank(owners.Values.Select(o => (o.Resource.Declared.Resource.Spec.BaseModel, o.Adapter)));
+        Dictionary<string, DateTimeOffset> drained;
+        lock (_requestGate)
+        {
+            foreach (var gone in _drained.Keys.Where(e => home.Engines.All(h => h.Name != e)).ToList()) _drained.Remove(gone);
+            drained = new(_drained, StringComparer.Ordinal);
+        }
         var placed = new List<EngineSnapshot>();
         foreach (var view in views.Values)
         {
             if (view.Info is null) continue; // facts unknown until the sidecar first reports
+            if (drained.ContainsKey(view.Endpoint.Name)) continue; // not sent a desired set either: it keeps what it holds
             if (!view.Connected && view.DisconnectedSince is { } since && now - since >= _options.EngineGracePeriod) continue;
             var current = _lastPlan?.EngineAdapters.ContainsKey(view.Endpoint.Name) == true
                 ? _lastPlan.AdaptersOn(view.Endpoint.Name)
@@ -465,7 +507,7 @@ internal sealed partial class Reconciler : BackgroundService
         OverflowGrant[] grants;
         lock (_requestGate)
         {
-            foreach (var key in _grants.Where(g => g.Value.Expires <= now || !owners.ContainsKey(g.Key.Adapter) || !views.ContainsKey(g.Key.Engine))
+            foreach (var key in _grants.Where(g => g.Value.Expires <= now || !owners.ContainsKey(g.Key.Adapter) || !views.ContainsKey(g.Key.Engine) || drained.ContainsKey(g.Key.Engine))
                          .Select(g => g.Key).ToList())
                 _grants.Remove(key);
             grants = [.. _grants.Values];
@@ -496,7 +538,7 @@ internal sealed partial class Reconciler : BackgroundService
         _backoff.Retain(owners.Keys.ToHashSet(StringComparer.Ordinal), views.Keys.ToHashSet(StringComparer.Ordinal));
 
         // Record: status for every object, the routing table for gateways.
-        var model = new ReconcileModel(++_sequence, now, resources, owners, demands, plan, [.. views.Values], placed, home.Problems, grants, solved);
+        var model = new ReconcileModel(++_sequence, now, resources, owners, demands, plan, [.. views.Values], placed, home.Problems, grants, solved) { Drained = drained };
         var written = new List<LoraAdapter>();
         var nowUtc = now.UtcDateTime;
         foreach (var r in resources)

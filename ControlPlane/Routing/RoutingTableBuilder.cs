@@ -28,6 +28,7 @@ internal static class RoutingTableBuilder
                     && (view.Connected || view.DisconnectedSince is not { } since || model.At - since < gracePeriod),
                 MaxLoras = view.Info!.MaxLoras,
                 MaxCpuLoras = view.Info.MaxCpuLoras,
+                Draining = model.Drained.ContainsKey(view.Endpoint.Name),
             };
             engine.BaseModels.AddRange(view.Info.BaseModels);
             table.Engines.Add(engine);
@@ -47,6 +48,10 @@ internal static class RoutingTableBuilder
                 var loaded = views.TryGetValue(engine, out var v) && v.Adapters.TryGetValue(name, out var s) && s.Phase == AdapterPhase.Loaded;
                 route.Endpoints.Add(new AdapterEndpoint { Engine = engine, Residency = loaded ? Residency.Loaded : Residency.Loading });
             }
+            // A drained engine still serves what it holds until it goes (make before break); gateways prefer any other holder.
+            foreach (var engine in model.Drained.Keys.Order(StringComparer.Ordinal))
+                if (views.TryGetValue(engine, out var v) && v.Adapters.TryGetValue(name, out var s) && s.Phase == AdapterPhase.Loaded)
+                    route.Endpoints.Add(new AdapterEndpoint { Engine = engine, Residency = Residency.Loaded });
             table.Adapters.Add(route);
         }
         return table;

@@ -33,6 +33,17 @@ internal sealed class AwakeFilter : IEndpointFilter
     public bool Keep(PickRequest request, Candidate candidate) => !candidate.Asleep;
 }
 
+/// <summary>
+/// Drops engines the ControlPlane is draining for scale-down. Soft: while an adapter is LOADED only on a
+/// draining engine (its new replica still loading), the request still goes there rather than failing.
+/// </summary>
+internal sealed class NotDrainingFilter : IEndpointFilter
+{
+    public string Name => "not-draining";
+    public bool IsSoft => true;
+    public bool Keep(PickRequest request, Candidate candidate) => !candidate.Engine.Draining;
+}
+
 /// <summary>Drops engines this request already failed on (retry goes elsewhere).</summary>
 internal sealed class NotTriedFilter : IEndpointFilter
 {

@@ -24,7 +24,8 @@ internal static class PickingPolicies
 
     public static EndpointPickingPipeline Create(PickingOptions options, Random random)
     {
-        IEndpointFilter[] hard = [new ServesModelFilter(), new HealthyFilter(), new AwakeFilter(), new NotTriedFilter()];
+        // Every policy: the hard filters, then draining engines only as a last resort.
+        IEndpointFilter[] common = [new ServesModelFilter(), new HealthyFilter(), new AwakeFilter(), new NotTriedFilter(), new NotDrainingFilter()];
         switch (options.Policy.Trim().ToLowerInvariant())
         {
             case Hybrid:
@@ -36,7 +37,7 @@ internal static class PickingPolicies
                     weights[name] = w;
                 }
                 return new EndpointPickingPipeline(Hybrid,
-                    [.. hard, new NotSaturatedFilter(options.SaturationQueueDepth, options.SaturationKvCacheUsage)],
+                    [.. common, new NotSaturatedFilter(options.SaturationQueueDepth, options.SaturationKvCacheUsage)],
                     [
                         new(new ResidencyScorer(), weights["residency"]),
                         new(new QueueScorer(), weights["queue"]),
@@ -45,12 +46,12 @@ internal static class PickingPolicies
                     ],
                     new MaxScorePicker(random));
             case RoundRobin:
-                return new EndpointPickingPipeline(RoundRobin, hard, [], new RoundRobinPicker());
+                return new EndpointPickingPipeline(RoundRobin, common, [], new RoundRobinPicker());
             case LeastRequest:
-                return new EndpointPickingPipeline(LeastRequest, hard, [new(new LeastRequestScorer(), 1)], new MaxScorePicker(random));
+                return new EndpointPickingPipeline(LeastRequest, common, [new(new LeastRequestScorer(), 1)], new MaxScorePicker(random));
             case LoraAffinity:
                 // GIE's published weights: affinity plus queue and KV-cache scorers at 2/2.
-                return new EndpointPickingPipeline(LoraAffinity, hard,
+                return new EndpointPickingPipeline(LoraAffinity, common,
                     [new(new LoraAffinityScorer(), 1), new(new QueueScorer(), 2), new(new KvCacheScorer(), 2)],
                     new MaxScorePicker(random));
             default:

@@ -8,6 +8,9 @@ internal sealed record EngineRoute(string Name, Uri Url, IReadOnlySet<string> Ba
 {
     /// <summary>The URL as YARP's destination prefix (no query, no trailing slash), built once per routing table, not per request.</summary>
     public string DestinationPrefix { get; } = Url.GetLeftPart(UriPartial.Path).TrimEnd('/');
+
+    /// <summary>The ControlPlane drains it for scale-down: picked only when no other engine can serve.</summary>
+    public bool Draining { get; init; }
 }
 
 /// <summary>An adapter and the engines it is assigned to, by engine name.</summary>
@@ -64,7 +67,7 @@ internal sealed class RoutingSnapshot
         {
             if (string.IsNullOrEmpty(e.Name) || !Uri.TryCreate(e.Url, UriKind.Absolute, out var url)) continue;
             if (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps) continue;
-            engines.Add(new EngineRoute(e.Name, url, e.BaseModels.ToFrozenSet(StringComparer.Ordinal), e.Healthy, e.MaxLoras, e.MaxCpuLoras));
+            engines.Add(new EngineRoute(e.Name, url, e.BaseModels.ToFrozenSet(StringComparer.Ordinal), e.Healthy, e.MaxLoras, e.MaxCpuLoras) { Draining = e.Draining });
         }
         var adapters = new List<AdapterRouteInfo>();
         var seen = new HashSet<string>(StringComparer.Ordinal);

@@ -62,6 +62,40 @@ public sealed class AutoscalerOptionsTests
         Assert.Contains(expected, errors);
     }
 
+    [Theory]
+    [InlineData("Autoscaler:Prometheus:Url", "ftp://prometheus:9090/", "Autoscaler:Prometheus:Url must be an absolute http(s) URL (got 'ftp://prometheus:9090/').")]
+    [InlineData("Autoscaler:GatewayUrls:0", "http://127.0.0.1:8080/", "Autoscaler:GatewayUrls must be empty when Autoscaler:Prometheus:Url is set: the gateways' signals come from Prometheus then.")]
+    [InlineData("Autoscaler:Prometheus:Queries:Running", " ", "Autoscaler:Prometheus:Queries:Running must be a PromQL query.")]
+    [InlineData("Autoscaler:Prometheus:GatewaySelector", "{job=\"gateway\"}", "Autoscaler:Prometheus:GatewaySelector must be label matchers without braces, e.g. job=\"gateway\" (got '{job=\"gateway\"}').")]
+    [InlineData("Autoscaler:Pools:default:PrometheusSelector", "{pool=\"a\"}", "Autoscaler:Pools:default:PrometheusSelector must be label matchers without braces, e.g. pool=\"default\" (got '{pool=\"a\"}').")]
+    public void A_bad_prometheus_value_is_refused_naming_the_key(string key, string value, string expected)
+    {
+        var (_, errors) = Bind(new()
+        {
+            ["Autoscaler:Prometheus:Url"] = "http://127.0.0.1:9090/",
+            ["Autoscaler:Pools:default:Engines:0"] = "http://127.0.0.1:8000/",
+            [key] = value,
+        });
+        Assert.Equal([expected], errors);
+    }
+
+    [Fact]
+    public void A_prometheus_deployment_pool_needs_no_controlplane_and_binds_its_queries()
+    {
+        var (o, errors) = Bind(new()
+        {
+            ["Autoscaler:Prometheus:Url"] = "http://prometheus:9090/",
+            ["Autoscaler:Prometheus:Queries:Waiting"] = "sum(vllm:num_requests_waiting{$pool}) * 2",
+            ["Autoscaler:Pools:gpu:Actuator"] = "Deployment",
+            ["Autoscaler:Pools:gpu:DeploymentNamespace"] = "llm",
+            ["Autoscaler:Pools:gpu:DeploymentName"] = "engines",
+            ["Autoscaler:Pools:gpu:PrometheusSelector"] = "namespace=\"llm\",app=\"engines\"",
+        });
+        Assert.Empty(errors);
+        Assert.Equal("sum(vllm:num_requests_waiting{$pool}) * 2", o.Prometheus.Queries.Waiting);
+        Assert.Equal("sum(vllm:num_requests_running{$pool})", o.Prometheus.Queries.Running);
+    }
+
     [Fact]
     public void No_pool_is_an_error()
     {

@@ -8,6 +8,8 @@ using HybridServing.Autoscaler.Recording;
 using HybridServing.Autoscaler.Signals;
 using HybridServing.MockEngine;
 using HybridServing.TestKit;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -43,7 +45,7 @@ public sealed class SleepPoolTests : IAsyncLifetime
         _http.Dispose();
     }
 
-    private (AutoscalerLoop Loop, PoolOptions Pool, DecisionRecorder Recorder) Autoscaler(int min = 1)
+    private (AutoscalerLoop Loop, PoolOptions Pool, DecisionRecorder Recorder) Autoscaler(int min = 1, Uri? controlPlane = null)
     {
         var pool = new PoolOptions
         {
@@ -54,8 +56,8 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var options = new AutoscalerOptions { Pools = new() { ["default"] = pool } };
         var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
         var recorder = new DecisionRecorder(meters, NullLogger<DecisionRecorder>.Instance);
-        var actuators = new Dictionary<string, IPoolActuator> { ["default"] = new SleepActuator(pool, _http, TimeProvider.System) };
-        var loop = new AutoscalerLoop(Options.Create(options), new PoolSignalCollector(new SignalSources(_http), _clock), actuators, recorder, null, _clock);
+        var actuators = new Dictionary<string, IPoolActuator> { ["default"] = new SleepActuator(pool, _http, TimeProvider.System, controlPlane) };
+        var loop = new AutoscalerLoop(Options.Create(options), new PoolSignalCollector(new SignalSources(_http), null, _clock), actuators, recorder, null, _clock);
         return (loop, pool, recorder);
     }
 
@@ -128,6 +130,69 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var usage = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("usage").GetProperty("completion_tokens").GetInt32();
         Assert.Equal(60, usage);
         Assert.True(await IsSleeping(_engines[1]));
+    }
+
+    /// <summary>
+    /// A ControlPlane answering the drain API as documented (ControlPlane/README.md): /v1/status names the
+    /// engines, a drain is pending for its first two polls, then done. Every call is recorded with whether the
+    /// engine slept at that moment.
+    /// </summary>
+    private async Task<(KestrelApp App, List<string> Calls)> ControlPlane(int status = 200)
+    {
+        var calls = new List<string>();
+        var polls = 0;
+        var app = await KestrelApp.StartAsync(app =>
+        {
+            app.MapGet("/v1/status", () => Results.Json(new
+            {
+                engines = _engines.Select((e, i) => new { name = $"engine-{i}", engineUrl = e.BaseUrl.ToString().TrimEnd('/') }),
+            }));
+            async Task<IResult> Record(string call, int engine, object body)
+            {
+                var sleeping = await IsSleeping(_engines[engine]);
+                lock (calls) calls.Add($"{call} engine-{engine} (sleeping: {sleeping})");
+                return status == 200 ? Results.Json(body) : Results.Json(new { error = new { code = status, reason = "Boom", message = "no" } }, statusCode: status);
+            }
+            app.MapPost("/v1/engines/engine-{i:int}/drain", (int i) => Record("POST", i, new { draining = true, pending = new[] { "a-lora" }, done = false }));
+            app.MapGet("/v1/engines/engine-{i:int}/drain", (int i) =>
+                Record("GET", i, ++polls <= 2 ? new { draining = true, pending = new[] { "a-lora" }, done = false } : new { draining = true, pending = Array.Empty<string>(), done = true }));
+            app.MapDelete("/v1/engines/engine-{i:int}/drain", (int i) => Record("DELETE", i, new { draining = false, pending = Array.Empty<string>(), done = false }));
+        });
+        return (app, calls);
+    }
+
+    [Fact]
+    public async Task Scale_down_drains_the_engine_in_the_controlplane_first_and_a_woken_engine_is_undrained()
+    {
+        var (cp, calls) = await ControlPlane();
+        await using var _ = cp;
+        var (loop, pool, _) = Autoscaler(controlPlane: cp.BaseUrl);
+        var actions = new List<string>();
+        for (var i = 0; i < 8; i++) actions.Add((await Ticks(loop, pool, 1)).Action);
+        Assert.Contains($"slept {_engines[1].BaseUrl} (level 1)", actions);
+        Assert.Equal(["POST engine-1 (sleeping: False)", "GET engine-1 (sleeping: False)", "GET engine-1 (sleeping: False)", "GET engine-1 (sleeping: False)"], calls);
+        Assert.True(await IsSleeping(_engines[1]));
+
+        var load = Enumerable.Range(0, 3).Select(_ => Complete(_engines[0], 200)).ToList();
+        for (var i = 0; i < 500 && _engines[0].Inspector.Snapshot().Running < 3; i++) await Task.Delay(5);
+        var busy = await Ticks(loop, pool, 1);
+        Assert.Equal($"woke {_engines[1].BaseUrl} and undrained engine-1", busy.Action);
+        Assert.Equal("DELETE engine-1 (sleeping: False)", calls[^1]);   // undrained only once awake
+        foreach (var r in load) Assert.Equal(200, (int)(await r).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_controlplane_that_refuses_the_drain_keeps_the_engine_awake()
+    {
+        var (cp, _) = await ControlPlane(status: 500);
+        await using var _ = cp;
+        var (loop, pool, _) = Autoscaler(controlPlane: cp.BaseUrl);
+        var statuses = new List<PoolStatus>();
+        for (var i = 0; i < 8; i++) statuses.Add(await Ticks(loop, pool, 1));
+        var failed = statuses.First(s => s.Action == "failed");
+        Assert.Equal("DrainRefused", failed.ActionReason);
+        Assert.StartsWith("ControlPlane POST /v1/engines/engine-1/drain: HTTP 500 ", failed.ActionError, StringComparison.Ordinal);
+        Assert.False(await IsSleeping(_engines[1]));
     }
 
     [Fact]

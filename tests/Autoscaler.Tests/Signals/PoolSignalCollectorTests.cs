@@ -48,19 +48,19 @@ public sealed class PoolSignalCollectorTests
         await using var refusals3 = await ControlPlane(engine.BaseUrl, () => refused);
         var options = new AutoscalerOptions { ControlPlaneUrl = refusals3.BaseUrl, GatewayUrls = [refusals3.BaseUrl] };
         var pool = new PoolOptions { Actuator = ActuatorKind.Deployment, EngineSelector = new() { ["pool"] = "default" } };
-        var collector = new PoolSignalCollector(new SignalSources(_http), _clock);
+        var collector = new PoolSignalCollector(new SignalSources(_http), null, _clock);
 
         var shared = await collector.ReadSharedAsync(options, CancellationToken.None);
         Assert.Empty(shared.Missing);
         Assert.Equal(1, shared.ControlPlane!.AdaptersShortOfReplicas);
         Assert.Equal(2, shared.HeldRequests);
         Assert.Equal(0, shared.OverflowRefusals); // the first reading of a counter is its baseline
-        Assert.Equal([engine.BaseUrl], PoolSignalCollector.EnginesOf(pool, shared.ControlPlane));
+        Assert.Equal([engine.BaseUrl], collector.EnginesOf(pool, shared.ControlPlane));
         refused = 5;
         Assert.Equal(2, (await collector.ReadSharedAsync(options, CancellationToken.None)).OverflowRefusals);
         Assert.Equal(0, (await collector.ReadSharedAsync(options, CancellationToken.None)).OverflowRefusals);
 
-        var observation = await collector.ObserveAsync(pool, new CountAwake(), shared, CancellationToken.None);
+        var observation = await collector.ObserveAsync("default", pool, new CountAwake(), shared, CancellationToken.None);
         var s = observation.Signals;
         Assert.Empty(s.Missing);
         Assert.Equal(1, s.CurrentEngines);
@@ -73,14 +73,14 @@ public sealed class PoolSignalCollectorTests
     [Fact]
     public async Task A_silent_source_is_named_in_missing()
     {
-        var collector = new PoolSignalCollector(new SignalSources(_http), _clock);
+        var collector = new PoolSignalCollector(new SignalSources(_http), null, _clock);
         var dead = new Uri($"http://127.0.0.1:{Ports.GetFree()}/");
         var shared = await collector.ReadSharedAsync(new AutoscalerOptions { ControlPlaneUrl = dead, GatewayUrls = [dead] }, CancellationToken.None);
         Assert.Equal(2, shared.Missing.Count);
         Assert.StartsWith("ControlPlane /v1/status: ", shared.Missing[0], StringComparison.Ordinal);
         Assert.StartsWith($"gateway {dead} /metrics: ", shared.Missing[1], StringComparison.Ordinal);
 
-        var observation = await collector.ObserveAsync(new PoolOptions { Engines = [dead] }, new CountAwake(), shared, CancellationToken.None);
+        var observation = await collector.ObserveAsync("default", new PoolOptions { Engines = [dead] }, new CountAwake(), shared, CancellationToken.None);
         Assert.Contains(observation.Signals.Missing, m => m.StartsWith($"engine {dead} /metrics: ", StringComparison.Ordinal));
     }
 
@@ -92,9 +92,9 @@ public sealed class PoolSignalCollectorTests
             Environment = new Dictionary<string, string> { [MockEngineCommandLine.ServerDevModeVariable] = "1" },
         }, "--model", TestAdapters.TinyModel, "--enable-sleep-mode");
         (await _http.PostAsync(new Uri(engine.BaseUrl, "sleep"), null)).EnsureSuccessStatusCode();
-        var collector = new PoolSignalCollector(new SignalSources(_http), _clock);
+        var collector = new PoolSignalCollector(new SignalSources(_http), null, _clock);
         var pool = new PoolOptions { Engines = [engine.BaseUrl] };
-        var observation = await collector.ObserveAsync(pool, new SleepActuator(pool, _http, _clock), new SharedReadings(null, 0, 0, []), CancellationToken.None);
+        var observation = await collector.ObserveAsync("default", pool, new SleepActuator(pool, _http, _clock), new SharedReadings(null, 0, 0, []), CancellationToken.None);
         Assert.Equal(0, observation.Signals.CurrentEngines);
         Assert.True(observation.Engines.Single().Load!.Sleeping);
     }

@@ -71,6 +71,21 @@ public sealed class PickingTests
         Assert.Equal(kept, new NotSaturatedFilter(16, 0.9).Keep(Request(AdapterModel(), c), c));
     }
 
+    [Theory]
+    [InlineData("hybrid")]
+    [InlineData("round-robin")]
+    [InlineData("least-request")]
+    [InlineData("lora-affinity")]
+    public void A_draining_engine_is_picked_only_when_no_other_holder_can_serve(string policy)
+    {
+        var pipeline = PickingPolicies.Create(new PickingOptions { Policy = policy }, new Random(1));
+        var draining = new Candidate(Engine("draining") with { Draining = true }, Residency.Loaded, Load(), 0, false);
+        // The draining engine is idle and the other busy: every policy would prefer it, the filter does not let it.
+        var busy = C("busy", load: Load(waiting: 3, running: 5), inFlight: 5);
+        for (var i = 0; i < 10; i++) Assert.Equal("busy", pipeline.Pick(Request(AdapterModel(), draining, busy)).Chosen!.Name);
+        Assert.Equal("draining", pipeline.Pick(Request(AdapterModel(), draining, C("loading", Residency.Loading))).Chosen!.Name);
+    }
+
     [Fact]
     public void Unknown_load_is_not_saturated() =>
         Assert.True(new NotSaturatedFilter(1, 0.1).Keep(Request(AdapterModel(), C("a")), C("a")));
