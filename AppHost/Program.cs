@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using HybridServing.AppHost;
 using HybridServing.Hosting;
 using HybridServing.Hosting.Samples;
