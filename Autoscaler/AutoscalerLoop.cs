@@ -78,8 +78,10 @@ internal sealed class AutoscalerLoop(
             }
             pending = _scaleDowns.GetValueOrDefault(name);
         }
-        // A frozen decision holds what runs: nothing is acted on without data.
-        if (!frozen && decision.Changes && pending is null)
+        // A frozen decision holds what runs: nothing is acted on without data. A pass that reports a finished
+        // scale-down starts no new one, so its outcome (slept, failed) is what this pass records.
+        var reported = action != "no change";
+        if (!frozen && decision.Changes && pending is null && !(reported && decision.Desired < decision.Current))
         {
             if (decision.Desired > decision.Current)
                 (action, failure) = await ApplyAsync(actuator, decision, observation.Engines, ct);
