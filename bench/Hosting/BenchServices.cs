@@ -1,7 +1,6 @@
 using System.Globalization;
 using HybridServing.Bench.Results;
 using HybridServing.Contracts.Peft;
-using HybridServing.TestKit;
 
 namespace HybridServing.Bench.Hosting;
 

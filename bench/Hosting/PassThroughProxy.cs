@@ -6,7 +6,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
-using HybridServing.TestKit;
 
 namespace HybridServing.Bench.Hosting;
 
