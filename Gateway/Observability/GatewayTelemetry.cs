@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using HybridServing.Gateway.ColdStarts;
 
 namespace HybridServing.Gateway.Observability;
 
@@ -60,8 +61,8 @@ internal sealed class GatewayTelemetry : IDisposable
     /// </summary>
     public void StartSeriesAtZero()
     {
-        foreach (var outcome in Enum.GetValues<ColdStarts.OverflowOutcome>())
-            Overflows.Add(0, new KeyValuePair<string, object?>("outcome", ColdStarts.OverflowCoordinator.OutcomeName(outcome)));
+        foreach (var outcome in Enum.GetValues<OverflowOutcome>())
+            Overflows.Add(0, new KeyValuePair<string, object?>("outcome", OverflowCoordinator.OutcomeName(outcome)));
     }
 
     public void Dispose() => _meter.Dispose();

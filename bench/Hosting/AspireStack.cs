@@ -48,16 +48,18 @@ internal sealed class AspireStack : IAsyncDisposable
 
     /// <summary>
     /// Starts the AppHost with <paramref name="args"/> (its own command line), applies
-    /// <paramref name="environment"/> (resource name → variables) and waits until every resource is healthy.
+    /// <paramref name="environment"/> (resource name → variables) and waits until every resource is healthy;
+    /// <paramref name="withAutoscaler"/> keeps the AppHost's Autoscaler (on a free port) instead of a fixed pool.
     /// A resource that fails to start or exits throws <see cref="StackFailedException"/> with its last lines.
     /// </summary>
     public static async Task<AspireStack> StartAsync(IReadOnlyList<string> args, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> environment,
-        string logPath, TimeSpan timeout, CancellationToken cancellationToken)
+        string logPath, TimeSpan timeout, CancellationToken cancellationToken, bool withAutoscaler = false)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
-        // The benchmarks measure a fixed pool: no Autoscaler putting idle engines to sleep between phases.
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>([.. args, "--no-autoscaler"], deadline.Token);
+        // Most benchmarks measure a fixed pool: no Autoscaler putting idle engines to sleep between phases.
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
+            withAutoscaler ? [.. args, "--autoscaler-port", Invariant(HybridServing.TestKit.Ports.GetFree())] : [.. args, "--no-autoscaler"], deadline.Token);
         builder.Configuration["Parameters:dev-api-key"] = ApiKey;
         // The bench's console carries its own progress: Aspire's host logs only errors, and not the
         // health probes that fail while a resource starts (health is awaited below).

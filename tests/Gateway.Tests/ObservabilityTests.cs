@@ -35,6 +35,9 @@ public sealed class ObservabilityTests
         Assert.Contains("hybridserving_gateway_ttft", metrics);
         Assert.Contains("hybridserving_gateway_routing_decisions", metrics);
         Assert.Matches("hybridserving_gateway_routing_decisions\\{[^}]*reason=\"(free-slot|loaded)\"", metrics);
+        // Every overflow outcome has a series from the start (the dashboard's overflow panel and rate() need one).
+        foreach (var outcome in new[] { "served", "refused", "timed-out", "cooling-down" })
+            Assert.Matches($"hybridserving_gateway_overflows\\{{[^}}]*outcome=\"{outcome}\"", metrics);
 
         Activity span;
         lock (spans) span = spans.Single(s => (string?)s.GetTagItem("hybridserving.adapter") == "obs-lora");
