@@ -35,7 +35,8 @@ internal sealed class Generation(List<int> prompt, AdapterWeights? adapter, Samp
         var piece = vocabulary.Text(id);
         var before = _text.Length;
         _text.Append(piece);
-        if (Generated > Sampling.MinTokens || Sampling.MinTokens == 0)
+        // As vLLM, stop strings count only once min_tokens are out.
+        if (Generated >= Sampling.MinTokens)
         {
             foreach (var stop in Sampling.Stop)
             {
