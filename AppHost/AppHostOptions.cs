@@ -25,6 +25,8 @@ internal sealed record AppHostOptions
     public string BaseModel { get; init; } = EnginePoolOptions.DefaultBaseModel;
     public int MaxLoras { get; init; } = 4;
     public int MaxCpuLoras { get; init; } = 8;
+    /// <summary><c>--mock-backend onnx</c>: engines compute tokens with the ONNX backend; sample adapters get its shapes.</summary>
+    public bool OnnxBackend { get; init; }
     public string? StateDirectory { get; init; }
     public IReadOnlyList<string> EngineArgs { get; init; } = [];
     public bool Help { get; init; }
@@ -55,6 +57,8 @@ internal sealed record AppHostOptions
           --base-model NAME          base model every engine serves (default meta-llama/Llama-3.1-8B-Instruct)
           --max-loras N              engine GPU LoRA slots (default 4)
           --max-cpu-loras N          engine host-memory LoRA slots (default 8)
+          --mock-backend NAME        performance (default) or onnx: engines run a tiny transformer on ONNX Runtime
+                                     whose answers depend on the adapter (sample adapters are written at its shapes)
           --engine-arg ARG           an extra MockEngine argument (repeatable, e.g. --engine-arg=--mock-time-scale --engine-arg=4)
           --host ADDRESS             address every component binds to (default 127.0.0.1)
           --state-dir DIR            sidecar caches (default .hybridserving/ in the repository)
@@ -121,6 +125,12 @@ internal sealed record AppHostOptions
                 "--autoscaler-port" => o with { AutoscalerPort = Port() },
                 "--max-loras" => o with { MaxLoras = Positive(512) },
                 "--max-cpu-loras" => o with { MaxCpuLoras = Positive(4096) },
+                "--mock-backend" => Value() switch
+                {
+                    "performance" => o with { OnnxBackend = false },
+                    "onnx" => o with { OnnxBackend = true },
+                    var v => throw new AppHostOptionsException(flag, $"'{v}' is not a backend (performance or onnx)"),
+                },
                 "--engine-arg" => o with { EngineArgs = [.. engineArgs.Append(Value())] },
                 "--host" => o with { Host = Value() },
                 "--state-dir" => o with { StateDirectory = Value() },

@@ -38,7 +38,7 @@ if (!Directory.Exists(manifests))
     return 2;
 }
 if (options.ManifestsPath is null && !builder.ExecutionContext.IsPublishMode)
-    SampleAdapters.EnsureGenerated(manifests, options.BaseModel, Console.WriteLine);
+    SampleAdapters.EnsureGenerated(manifests, options.BaseModel, Console.WriteLine, options.OnnxBackend);
 
 var pool = builder.AddEnginePool<Projects.MockEngine, Projects.EngineSidecar>("engine", new EnginePoolOptions
 {
@@ -51,7 +51,7 @@ var pool = builder.AddEnginePool<Projects.MockEngine, Projects.EngineSidecar>("e
     SidecarPortBase = options.SidecarPortBase,
     AllowedLocalRoots = options.AdapterRoots.Count > 0 ? options.AdapterRoots : [manifests],
     StateDirectory = options.StateDirectory ?? Path.Combine(repository, ".hybridserving"),
-    ExtraEngineArgs = options.EngineArgs,
+    ExtraEngineArgs = options.OnnxBackend ? ["--mock-backend", "onnx", .. options.EngineArgs] : options.EngineArgs,
     SleepMode = options.AutoscalerMinEngines is not null,
     Cluster = options.Publish?.EnginePool ?? new(),
 });

@@ -53,6 +53,8 @@ public static class MockEngineCommandLine
           --mock-profile NAME            performance calibration: h100-llama3-8b (default), tiny (default for --model test/tiny)
           --mock-time-scale F            model seconds per wall second (default 1; 10 = ten times faster)
           --mock-zero-latency            answer at once, bypassing the performance model (gateway benchmark)
+          --mock-backend NAME            performance (default: modelled time, synthetic text) or onnx (a tiny
+                                         transformer of test/tiny's shapes run by ONNX Runtime; adapters change answers)
           --mock-seed N                  seed for answer text, step jitter and fault injection (default 0)
           --mock-step-jitter F           relative spread of modelled step times, 0..0.5 (default 0: exact)
           --mock-kv-blocks N             KV-cache size in blocks (default: sized from the profile like vLLM)
@@ -77,7 +79,7 @@ public static class MockEngineCommandLine
         "--model", "--served-model-name", "--host", "--port", "--max-loras", "--max-cpu-loras", "--max-lora-rank",
         "--lora-modules", "--api-key", "--max-num-seqs", "--max-model-len", "--max-num-batched-tokens", "--block-size",
         "--gpu-memory-utilization",
-        "--mock-profile", "--mock-time-scale", "--mock-seed", "--mock-kv-blocks", "--mock-load-error-status",
+        "--mock-profile", "--mock-backend", "--mock-time-scale", "--mock-seed", "--mock-kv-blocks", "--mock-load-error-status",
         "--mock-fail-rate", "--mock-spike-rate", "--mock-step-jitter", "--mock-spike-ms", "--mock-crash-after",
     ];
 
@@ -158,7 +160,7 @@ public static class MockEngineCommandLine
         var maxModelLen = Int("--max-model-len", One("--max-model-len"));
         if (maxModelLen is < 1) throw new MockEngineOptionsException($"argument --max-model-len: must be >= 1, got {maxModelLen}");
         var batched = Int("--max-num-batched-tokens", One("--max-num-batched-tokens"));
-        var effectiveLen = maxModelLen ?? MockEngineOptions.DefaultMaxModelLen(model);
+        var effectiveLen = maxModelLen ?? MockEngineOptions.DefaultMaxModelLen(model, One("--mock-backend") == "onnx");
         if (batched is { } b && b < maxNumSeqs)
             throw new MockEngineOptionsException(
                 $"max_num_batched_tokens ({b}) must be greater than or equal to max_num_seqs ({maxNumSeqs}).");
@@ -183,6 +185,11 @@ public static class MockEngineCommandLine
             ?? (model.Equals("test/tiny", StringComparison.OrdinalIgnoreCase) ? PerformanceProfile.TinyName : PerformanceProfile.DefaultName);
         if (!PerformanceProfile.Names.Contains(profile))
             throw new MockEngineOptionsException($"argument --mock-profile: invalid choice: '{profile}' (choose from {string.Join(", ", PerformanceProfile.Names)})");
+        var backend = One("--mock-backend") ?? "performance";
+        if (backend is not ("performance" or "onnx"))
+            throw new MockEngineOptionsException($"argument --mock-backend: invalid choice: '{backend}' (choose from performance, onnx)");
+        if (backend == "onnx" && switches.Contains("--mock-zero-latency"))
+            throw new MockEngineOptionsException("argument --mock-backend: onnx computes every token, so it cannot be combined with --mock-zero-latency");
         var timeScale = Double("--mock-time-scale", One("--mock-time-scale")) ?? 1.0;
         if (timeScale <= 0 || double.IsInfinity(timeScale))
             throw new MockEngineOptionsException("argument --mock-time-scale: must be a finite number > 0 (model seconds per wall-clock second)");
@@ -228,6 +235,7 @@ public static class MockEngineCommandLine
             EnableSleepMode = switches.Contains("--enable-sleep-mode"),
             ServerDevMode = IsTrue(environment(ServerDevModeVariable)),
             Profile = profile,
+            OnnxBackend = backend == "onnx",
             TimeScale = timeScale,
             ZeroLatency = switches.Contains("--mock-zero-latency"),
             Seed = Int("--mock-seed", One("--mock-seed")) ?? 0,

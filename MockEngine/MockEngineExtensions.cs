@@ -2,6 +2,7 @@ using System.Net;
 using HybridServing.MockEngine.Faults;
 using HybridServing.MockEngine.Lora;
 using HybridServing.MockEngine.Metrics;
+using HybridServing.MockEngine.Onnx;
 using HybridServing.MockEngine.Performance;
 using HybridServing.MockEngine.Serving;
 using HybridServing.MockEngine.Sleep;
@@ -37,8 +38,10 @@ public static partial class MockEngineExtensions
         var services = builder.Services;
         services.AddSingleton(options);
         services.TryAddSingleton(TimeProvider.System);
+        if (options.OnnxBackend) services.AddSingleton(new OnnxBackend(options));
         services.AddSingleton(sp => new RealTimeEngineDriver(
-            EngineModelOptions.From(options), PerformanceProfile.ByName(options.Profile), sp.GetRequiredService<TimeProvider>(), options.TimeScale));
+            EngineModelOptions.From(options), PerformanceProfile.ByName(options.Profile), sp.GetRequiredService<TimeProvider>(), options.TimeScale,
+            sp.GetService<OnnxBackend>()));
         services.AddHostedService(sp => sp.GetRequiredService<RealTimeEngineDriver>());
         services.AddSingleton<LoraAdapterRegistry>();
         services.AddSingleton<LoraEndpoints>();
@@ -126,7 +129,7 @@ public static partial class MockEngineExtensions
                 throw new MockEngineStartupException($"--lora-modules {module.Name}={module.Path}: {result.Message}");
         }
         LogStarted(logger, options.Model, string.Join(", ", options.BaseNames), options.Host, options.Port, options.EnableLora,
-            options.MaxLoras, options.EffectiveMaxCpuLoras, options.AllowRuntimeLoraUpdating, options.Profile, options.TimeScale, options.ZeroLatency);
+            options.MaxLoras, options.EffectiveMaxCpuLoras, options.AllowRuntimeLoraUpdating, options.Profile, options.OnnxBackend, options.TimeScale, options.ZeroLatency);
         return app;
     }
 
@@ -151,7 +154,7 @@ public static partial class MockEngineExtensions
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information,
-        Message = "MockEngine serving {Model} as [{Names}] on {Host}:{Port}; LoRA {EnableLora} (max_loras {MaxLoras}, max_cpu_loras {MaxCpuLoras}, runtime updating {RuntimeUpdating}); profile {Profile}, time scale {TimeScale}, zero latency {ZeroLatency}")]
+        Message = "MockEngine serving {Model} as [{Names}] on {Host}:{Port}; LoRA {EnableLora} (max_loras {MaxLoras}, max_cpu_loras {MaxCpuLoras}, runtime updating {RuntimeUpdating}); profile {Profile}, ONNX backend {Onnx}, time scale {TimeScale}, zero latency {ZeroLatency}")]
     private static partial void LogStarted(ILogger logger, string model, string names, string host, int port, bool enableLora,
-        int maxLoras, int maxCpuLoras, bool runtimeUpdating, string profile, double timeScale, bool zeroLatency);
+        int maxLoras, int maxCpuLoras, bool runtimeUpdating, string profile, bool onnx, double timeScale, bool zeroLatency);
 }

@@ -42,6 +42,11 @@ public sealed record MockEngineOptions
     // ---- MockEngine's own flags (--mock-*) ----
     /// <summary><c>--mock-profile</c>: which hardware/model calibration the performance model uses (tiny for test/tiny).</summary>
     public string Profile { get; init; } = PerformanceProfile.DefaultName;
+    /// <summary>
+    /// <c>--mock-backend onnx</c>: tokens come from a tiny transformer (test/tiny's shapes, seeded weights) run by
+    /// ONNX Runtime, with every loaded adapter's LoRA weights applied per row; the performance model still schedules.
+    /// </summary>
+    public bool OnnxBackend { get; init; }
     /// <summary><c>--mock-time-scale</c>: model seconds per wall-clock second (10 = ten times faster than a GPU).</summary>
     public double TimeScale { get; init; } = 1.0;
     /// <summary><c>--mock-zero-latency</c>: answer at once, bypassing the performance model (gateway benchmark).</summary>
@@ -72,13 +77,17 @@ public sealed record MockEngineOptions
 
     public int EffectiveMaxCpuLoras => MaxCpuLoras ?? MaxLoras;
 
-    public int EffectiveMaxModelLen => MaxModelLen ?? DefaultMaxModelLen(Model);
+    public int EffectiveMaxModelLen => MaxModelLen ?? DefaultMaxModelLen(Model, OnnxBackend);
 
     /// <summary>vLLM V1's default token budget per step for online serving.</summary>
     public int EffectiveMaxNumBatchedTokens => MaxNumBatchedTokens ?? Math.Max(8192, MaxNumSeqs);
 
-    internal static int DefaultMaxModelLen(string model) =>
-        model.Contains("llama-3.1", StringComparison.OrdinalIgnoreCase) || model.Contains("llama-3.2", StringComparison.OrdinalIgnoreCase) ? 131072
+    /// <summary>The ONNX backend recomputes the whole sequence every step (no KV cache), so its default context is short.</summary>
+    internal const int OnnxDefaultMaxModelLen = 512;
+
+    internal static int DefaultMaxModelLen(string model, bool onnxBackend = false) =>
+        onnxBackend ? OnnxDefaultMaxModelLen
+        : model.Contains("llama-3.1", StringComparison.OrdinalIgnoreCase) || model.Contains("llama-3.2", StringComparison.OrdinalIgnoreCase) ? 131072
         : model.Equals("test/tiny", StringComparison.OrdinalIgnoreCase) ? 2048
         : 4096;
 }

@@ -13,6 +13,7 @@ const string usage = """
       declared-to-routable  new LoraAdapter manifest -> loaded and routable on its engines (AppHost local stack)
       churn              10,000 adapters on 64 engines through the Kubernetes home: time to Ready, mutating API calls/s
       dashboard          k8s/monitoring's Grafana dashboard charted from a real run (AppHost stack, Prometheus, varying load)
+      onnx-lora          ONNX backend decode step: tokens/s and step latency, batch 1/8/32 x 0/1/4 adapters, ratio to base
 
     <command> --help lists its options. Results are appended to bench/results/<command>.md and .json.
     """;
@@ -42,8 +43,10 @@ try
         "churn" => await ChurnCommand.RunAsync(rest),
         "dashboard" when help => Print(DashboardCommand.Help),
         "dashboard" => await DashboardCommand.RunAsync(rest),
+        "onnx-lora" when help => Print(OnnxLoraCommand.Help),
+        "onnx-lora" => OnnxLoraCommand.Run(rest),
         PassThroughProxy.Command => await PassThroughProxy.RunAsync(rest),
-        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead, declared-to-routable, churn, dashboard; --help)"),
+        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead, declared-to-routable, churn, dashboard, onnx-lora; --help)"),
     };
 }
 catch (BenchUsageException e)

@@ -31,8 +31,20 @@ public sealed record BaseModelShape(string Name, int Layers, IReadOnlyDictionary
 /// <summary>Writes valid PEFT LoRA directories (config + BF16 safetensors) for samples, tests and benchmarks.</summary>
 public static class PeftAdapterWriter
 {
-    public static void Write(string directory, BaseModelShape model, int rank, IReadOnlyList<string> targetModules, int seed = 0, double? alpha = null)
+    /// <summary>The tensor dtypes <see cref="Write"/> can store.</summary>
+    public static readonly IReadOnlyList<string> DTypes = ["BF16", "F16", "F32"];
+
+    /// <summary>
+    /// Writes an adapter. By default lora_B is zero (PEFT's initialisation: the adapter changes nothing)
+    /// and A holds small BF16 values. With <paramref name="trained"/> both factors hold seeded values of
+    /// order 1/√in and 1/√r, so the adapter changes a model's answers as a trained one does;
+    /// <paramref name="dtype"/> picks BF16, F16 or F32.
+    /// </summary>
+    public static void Write(string directory, BaseModelShape model, int rank, IReadOnlyList<string> targetModules, int seed = 0, double? alpha = null,
+        bool trained = false, string dtype = "BF16")
     {
+        if (!DTypes.Contains(dtype)) throw new ArgumentException($"dtype '{dtype}' is not one of {string.Join(", ", DTypes)}.", nameof(dtype));
+        var elementSize = dtype == "F32" ? 4 : 2;
         ArgumentOutOfRangeException.ThrowIfLessThan(rank, 1);
         System.IO.Directory.CreateDirectory(directory);
 
@@ -72,8 +84,8 @@ public static class PeftAdapterWriter
         long offset = 0;
         foreach (var (name, shape, _) in tensors)
         {
-            var bytes = shape[0] * shape[1] * 2;
-            header[name] = new { dtype = "BF16", shape, data_offsets = new[] { offset, offset + bytes } };
+            var bytes = shape[0] * shape[1] * elementSize;
+            header[name] = new { dtype, shape, data_offsets = new[] { offset, offset + bytes } };
             offset += bytes;
         }
         var headerJson = JsonSerializer.SerializeToUtf8Bytes(header);
@@ -90,28 +102,63 @@ public static class PeftAdapterWriter
             file.Write(headerJson);
             for (var i = headerJson.Length; i < padded; i++) file.WriteByte((byte)' ');
 
-            // A: small deterministic values; B: zeros (PEFT's initialisation), so the adapter is a no-op.
             var random = new Random(seed);
-            var buffer = new byte[1 << 16];
-            foreach (var (_, shape, isA) in tensors)
-            {
-                var remaining = shape[0] * shape[1] * 2;
-                while (remaining > 0)
-                {
-                    var chunk = (int)Math.Min(buffer.Length, remaining);
-                    if (isA) random.NextBytes(buffer.AsSpan(0, chunk)); else buffer.AsSpan(0, chunk).Clear();
-                    if (isA)
-                    {
-                        // Keep BF16 values small and finite: clear exponent high bits of each high byte.
-                        for (var b = 1; b < chunk; b += 2) buffer[b] = (byte)(0x3C | (buffer[b] & 0x80));
-                    }
-                    file.Write(buffer, 0, chunk);
-                    remaining -= chunk;
-                }
-            }
+            if (trained || dtype != "BF16") WriteValues(file, tensors, random, trained, dtype, elementSize);
+            else WriteUntrainedBf16(file, tensors, random);
         }
         File.Move(tmp, weightsPath, overwrite: true);
         File.WriteAllText(Path.Combine(directory, PeftAdapter.ConfigFileName),
             JsonSerializer.Serialize(config, PeftConfig.SerializerOptions), new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+    }
+
+    /// <summary>Seeded values of each factor's 1/√fan-in (A: in, B: r; B zero unless trained), encoded as <paramref name="dtype"/>.</summary>
+    private static void WriteValues(FileStream file, List<(string Name, long[] Shape, bool IsA)> tensors, Random random, bool trained, string dtype, int elementSize)
+    {
+        foreach (var (_, shape, isA) in tensors)
+        {
+            // A is [r, in], B is [out, r]: the fan-in is the second dimension of both, which keeps x·A·B of the order of x.
+            var bound = trained || isA ? Math.Sqrt(3.0 / shape[1]) : 0;
+            var count = shape[0] * shape[1];
+            var values = new byte[count * elementSize];
+            for (var i = 0; i < count; i++)
+                Encode((float)((random.NextDouble() * 2 - 1) * bound), dtype, values.AsSpan((int)(i * elementSize), elementSize));
+            file.Write(values);
+        }
+    }
+
+    /// <summary>A: small random BF16 values; B: zeros (PEFT's initialisation), so the adapter is a no-op.</summary>
+    private static void WriteUntrainedBf16(FileStream file, List<(string Name, long[] Shape, bool IsA)> tensors, Random random)
+    {
+        var buffer = new byte[1 << 16];
+        foreach (var (_, shape, isA) in tensors)
+        {
+            var remaining = shape[0] * shape[1] * 2;
+            while (remaining > 0)
+            {
+                var chunk = (int)Math.Min(buffer.Length, remaining);
+                if (isA) random.NextBytes(buffer.AsSpan(0, chunk)); else buffer.AsSpan(0, chunk).Clear();
+                if (isA)
+                {
+                    // Keep BF16 values small and finite: clear exponent high bits of each high byte.
+                    for (var b = 1; b < chunk; b += 2) buffer[b] = (byte)(0x3C | (buffer[b] & 0x80));
+                }
+                file.Write(buffer, 0, chunk);
+                remaining -= chunk;
+            }
+        }
+    }
+
+    /// <summary>One little-endian value: BF16 rounds to nearest even, F16 through <see cref="Half"/>.</summary>
+    private static void Encode(float value, string dtype, Span<byte> into)
+    {
+        switch (dtype)
+        {
+            case "F32": BinaryPrimitives.WriteSingleLittleEndian(into, value); break;
+            case "F16": BinaryPrimitives.WriteUInt16LittleEndian(into, BitConverter.HalfToUInt16Bits((Half)value)); break;
+            default:
+                var bits = BitConverter.SingleToUInt32Bits(value);
+                BinaryPrimitives.WriteUInt16LittleEndian(into, (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16));
+                break;
+        }
     }
 }

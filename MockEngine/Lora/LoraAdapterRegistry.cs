@@ -1,11 +1,13 @@
 using System.Text.RegularExpressions;
 using HybridServing.Contracts.Peft;
+using HybridServing.MockEngine.Onnx;
 using HybridServing.MockEngine.Performance;
 
 namespace HybridServing.MockEngine.Lora;
 
 /// <summary>An adapter the engine serves: what <c>/v1/models</c> lists.</summary>
-internal sealed record LoadedAdapter(string Name, string Path, string? BaseModelName, int Rank, long SizeBytes, long CreatedUnix);
+/// <remarks><see cref="Weights"/>: the LoRA factors the ONNX backend applies (null on the performance backend).</remarks>
+internal sealed record LoadedAdapter(string Name, string Path, string? BaseModelName, int Rank, long SizeBytes, long CreatedUnix, AdapterWeights? Weights = null);
 
 /// <summary>Outcome of a load or unload, already in the engine's HTTP terms.</summary>
 internal sealed record LoraOperationResult(int Status, string? ErrorType, string Message, AdapterLoadRecord? Load = null)
@@ -16,9 +18,10 @@ internal sealed record LoraOperationResult(int Status, string? ErrorType, string
 /// <summary>
 /// The adapters the engine has accepted, by name. A load reads and validates the PEFT directory
 /// first (config, safetensors header, shapes against the base model when known); the name is
-/// registered only if all of it passes, exactly once even under concurrent loads.
+/// registered only if all of it passes, exactly once even under concurrent loads. On the ONNX
+/// backend the weights are read too (shapes against the tiny model, every value finite).
 /// </summary>
-internal sealed partial class LoraAdapterRegistry(MockEngineOptions options, RealTimeEngineDriver driver, TimeProvider time)
+internal sealed partial class LoraAdapterRegistry(MockEngineOptions options, RealTimeEngineDriver driver, TimeProvider time, OnnxBackend? onnx = null)
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, LoadedAdapter> _adapters = new(StringComparer.Ordinal);
@@ -54,7 +57,7 @@ internal sealed partial class LoraAdapterRegistry(MockEngineOptions options, Rea
         {
             if (!options.EnableLora)
                 return new(options.LoadFailureStatus, FailureType, "LoRA is not enabled. Use --enable-lora to enable LoRA.");
-            var (info, failure) = Validate(name, path);
+            var (info, weights, failure) = Validate(name, path);
             if (failure is not null) return failure;
 
             var started = driver.ModelNow();
@@ -68,7 +71,7 @@ internal sealed partial class LoraAdapterRegistry(MockEngineOptions options, Rea
             {
                 var load = driver.RegisterAdapter(new AdapterSpec(name, info!.Rank, info.SizeBytes), started);
                 var created = _adapters.TryGetValue(name, out var previous) ? previous.CreatedUnix : time.GetUtcNow().ToUnixTimeSeconds();
-                _adapters[name] = new LoadedAdapter(name, path, baseModelName, info.Rank, info.SizeBytes, created);
+                _adapters[name] = new LoadedAdapter(name, path, baseModelName, info.Rank, info.SizeBytes, created, weights);
                 return new(200, null, $"Success: LoRA adapter '{name}' added successfully.", load);
             }
         }
@@ -82,28 +85,31 @@ internal sealed partial class LoraAdapterRegistry(MockEngineOptions options, Rea
         $"The lora adapter '{name}' has already been loaded. If you want to load the adapter in place, set 'load_inplace' to True.");
 
     /// <summary>Reads and checks the PEFT directory; never throws for anything the files contain.</summary>
-    private (PeftAdapterInfo? Info, LoraOperationResult? Failure) Validate(string name, string path)
+    private (PeftAdapterInfo? Info, AdapterWeights? Weights, LoraOperationResult? Failure) Validate(string name, string path)
     {
         try
         {
             // vLLM checks the config (rank, bias, DoRA) before it touches the weights.
             var configProblem = ReadConfigAlone(path)?.Validate(options.MaxLoraRank);
-            if (configProblem is not null) return (null, Failure(configProblem));
+            if (configProblem is not null) return (null, null, Failure(configProblem));
             var info = PeftAdapter.Read(path);
             var problem = info.Config.Validate(options.MaxLoraRank) ?? CheckShapes(info);
-            return problem is null ? (info, null) : (null, Failure(problem));
+            if (problem is not null) return (null, null, Failure(problem));
+            if (onnx is null) return (info, null, null);
+            var (weights, weightProblem) = AdapterWeights.Read(info, onnx.Model);
+            return weightProblem is null ? (info, weights, null) : (null, null, Failure($"Loading lora {name} failed: {weightProblem}"));
         }
         catch (PeftNotFoundException)
         {
-            return (null, new(404, "NotFoundError", $"Call to add_lora method failed: Loading lora {name} failed: No adapter found for {path}"));
+            return (null, null, new(404, "NotFoundError", $"Call to add_lora method failed: Loading lora {name} failed: No adapter found for {path}"));
         }
         catch (PeftFormatException e)
         {
-            return (null, Failure($"Loading lora {name} failed: {e.Message}"));
+            return (null, null, Failure($"Loading lora {name} failed: {e.Message}"));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            return (null, Failure($"Loading lora {name} failed: {e.Message}"));
+            return (null, null, Failure($"Loading lora {name} failed: {e.Message}"));
         }
     }
 
@@ -133,7 +139,8 @@ internal sealed partial class LoraAdapterRegistry(MockEngineOptions options, Rea
     private string? CheckShapes(PeftAdapterInfo info)
     {
         BaseModelShape shape;
-        try { shape = BaseModelShape.For(options.Model); }
+        // The ONNX backend's model has test/tiny's shapes whatever --model names.
+        try { shape = BaseModelShape.For(onnx is null ? options.Model : TinyModel.ShapeName); }
         catch (ArgumentException) { return null; } // unknown base model: nothing to check against
         if (!info.WeightsFile.EndsWith(".safetensors", StringComparison.Ordinal)) return null;
 
@@ -184,5 +191,5 @@ internal sealed partial class LoraAdapterRegistry(MockEngineOptions options, Rea
     }
 
     [GeneratedRegex(@"layers\.(?<layer>\d{1,6})\.(?:[a-z_]+\.)?(?<module>[a-z_]+)\.lora_(?<factor>[AB])(?:\.default)?\.weight$")]
-    private static partial Regex TensorName();
+    internal static partial Regex TensorName();
 }

@@ -299,7 +299,7 @@ public sealed class EngineModel
             request.LastTokenTime = end;
             request.TokenEmitted?.Invoke(request, end);
 
-            if (request.GeneratedTokens >= request.OutputTokens) Finish(request, end);
+            if (request.GeneratedTokens >= request.OutputTokens || request.EndRequested) Finish(request, end);
         }
         if (Options.EnableLora) RecordLoraInfo(end);
     }

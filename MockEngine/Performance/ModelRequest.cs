@@ -55,7 +55,11 @@ public sealed class ModelRequest
     public int PromptTokens { get; }
     public int OutputTokens { get; }
     /// <summary><c>finished_reason</c> label for <c>vllm:request_success_total</c>.</summary>
-    public string FinishReason { get; init; } = "length";
+    public string FinishReason { get; set; } = "length";
+    /// <summary>Set by a step executor: the token of this step is the last one (end of turn or a stop string).</summary>
+    public bool EndRequested { get; set; }
+    /// <summary>What a step executor keeps for this request (the ONNX backend's sequence); the model never reads it.</summary>
+    public object? ExecutorState { get; init; }
 
     public RequestState State { get; internal set; } = RequestState.Waiting;
     public DateTimeOffset ArrivalTime { get; internal set; }
@@ -85,6 +89,16 @@ public sealed class ModelRequest
         ? (last - first) / (GeneratedTokens - 1) : null;
 }
 
+/// <summary>
+/// Computes the tokens of a planned step for real (the ONNX backend). The driver calls it between
+/// <see cref="EngineModel.BeginStep"/> and <see cref="EngineModel.CompleteStep"/>, and the step then
+/// lasts what the computation took instead of the profile's modelled time.
+/// </summary>
+public interface IStepExecutor
+{
+    void Execute(StepPlan plan);
+}
+
 /// <summary>What one step ran and what it cost. The driver waits <see cref="Duration"/> then completes it.</summary>
 public sealed class StepPlan
 {
@@ -102,8 +116,15 @@ public sealed class StepPlan
     public IReadOnlyList<(ModelRequest Request, int Tokens)> Scheduled { get; }
     /// <summary>Adapter loads this step waited for: they stall the whole batch, as in vLLM.</summary>
     public IReadOnlyList<AdapterLoadRecord> Loads { get; }
-    public double LoadSeconds { get; }
-    public double ComputeSeconds { get; }
+    public double LoadSeconds { get; private set; }
+    public double ComputeSeconds { get; private set; }
     public TimeSpan Duration => TimeSpan.FromSeconds(LoadSeconds + ComputeSeconds);
     public DateTimeOffset End => Start + Duration;
+
+    /// <summary>A step an <see cref="IStepExecutor"/> computed lasts what it measured (model time); nothing is modelled.</summary>
+    internal void UseMeasured(TimeSpan modelTime)
+    {
+        LoadSeconds = 0;
+        ComputeSeconds = modelTime.TotalSeconds;
+    }
 }

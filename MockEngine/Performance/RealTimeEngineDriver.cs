@@ -17,9 +17,12 @@ public sealed class RealTimeEngineDriver : BackgroundService
     private readonly DateTimeOffset _origin;
     private DateTimeOffset _lastModelTime;
     private int _sleeping;
+    private readonly IStepExecutor? _executor;
 
-    public RealTimeEngineDriver(EngineModelOptions options, PerformanceProfile profile, TimeProvider time, double timeScale)
+    /// <param name="executor">Computes each step for real (the ONNX backend); null: steps take the profile's modelled time.</param>
+    public RealTimeEngineDriver(EngineModelOptions options, PerformanceProfile profile, TimeProvider time, double timeScale, IStepExecutor? executor = null)
     {
+        _executor = executor;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(timeScale);
         _time = time;
         _timeScale = timeScale;
@@ -113,6 +116,15 @@ public sealed class RealTimeEngineDriver : BackgroundService
                 try { await _signal.WaitAsync(stoppingToken).ConfigureAwait(false); }
                 catch (OperationCanceledException) { return; }
                 continue;
+            }
+
+            if (_executor is not null)
+            {
+                // The step takes what computing it takes, on the wall clock, scaled into model time.
+                var started = _time.GetTimestamp();
+                _executor.Execute(plan);
+                var took = _time.GetElapsedTime(started) * _timeScale;
+                lock (_gate) plan.UseMeasured(took);
             }
 
             // Wait until the wall-clock instant that maps to the step's end. Timers cannot wait less

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using HybridServing.MockEngine.Faults;
 using HybridServing.MockEngine.Lora;
+using HybridServing.MockEngine.Onnx;
 using HybridServing.MockEngine.Performance;
 using Microsoft.AspNetCore.Http;
 
@@ -22,7 +23,8 @@ internal sealed class ZeroLatencyCounters
 /// <c>/v1/models</c>, <c>/v1/completions</c> and <c>/v1/chat/completions</c>. Each inference request
 /// is validated as vLLM does, gets a deterministic answer, and then either goes through the
 /// performance model (tokens come out when the model's steps complete) or, in zero-latency
-/// mode, is answered at once.
+/// mode, is answered at once. On the ONNX backend the text is not decided up front: the tiny
+/// transformer computes each token in the model's steps, with the request's adapter and sampling.
 /// </summary>
 internal sealed class InferenceEndpoints(
     MockEngineOptions options,
@@ -32,7 +34,8 @@ internal sealed class InferenceEndpoints(
     TokenCounter tokens,
     ZeroLatencyCounters zeroLatency,
     MockEngineInspector inspector,
-    TimeProvider time)
+    TimeProvider time,
+    OnnxBackend? onnx = null)
 {
     private const long MaxBodyBytes = 32 << 20;
     private static readonly byte[] DataPrefix = "data: "u8.ToArray();
@@ -140,6 +143,13 @@ internal sealed class InferenceEndpoints(
                 return EngineErrors.OpenAi(400, "BadRequestError",
                     $"This model's maximum context length is {maxLen} tokens. However, you requested {request.PromptTokens + maxTokens} tokens ({request.PromptTokens} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.");
 
+            if (onnx is not null)
+            {
+                var computed = new Answer(request, [], "length", 0, (chat ? "chatcmpl-" : "cmpl-") + Guid.NewGuid().ToString("N"), time.GetUtcNow().ToUnixTimeSeconds());
+                span.Request(computed.Id, request.Model, request.PromptTokens, request.MaxTokens, request.Sampling.Temperature, request.Sampling.TopP);
+                return await AnswerThroughModelAsync(context, computed, chat, span, maxTokens);
+            }
+
             var seed = TextGenerator.SeedFor(options.Seed, request.Seed, request.Model, request.PromptText);
             var natural = request.IgnoreEos ? maxTokens : Math.Max(TextGenerator.NaturalLength(seed), request.MinTokens);
             var count = Math.Min(natural, maxTokens);
@@ -177,7 +187,7 @@ internal sealed class InferenceEndpoints(
             StartStream(context);
             for (var i = 0; i < answer.Pieces.Length; i++)
             {
-                await WriteChunkAsync(context, answer, chat, i, context.RequestAborted);
+                await WriteChunkAsync(context, answer, chat, i == 0, Emitted.Of(answer, i), context.RequestAborted);
                 span.TokenSent();
             }
             await FinishStreamAsync(context, answer, chat, context.RequestAborted);
@@ -191,14 +201,27 @@ internal sealed class InferenceEndpoints(
         }
     }
 
-    private async Task<IResult> AnswerThroughModelAsync(HttpContext context, Answer answer, bool chat, LlmRequestSpan span)
+    /// <summary>
+    /// Runs the request through the scheduler. With <paramref name="computeUpTo"/> (the ONNX backend) the
+    /// answer is empty and every token is computed in its step, up to that many; otherwise its pieces are known.
+    /// </summary>
+    private async Task<IResult> AnswerThroughModelAsync(HttpContext context, Answer answer, bool chat, LlmRequestSpan span, int? computeUpTo = null)
     {
         var cancellationToken = context.RequestAborted;
-        var emitted = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var modelRequest = new ModelRequest(answer.Id, answer.Request.Adapter, answer.Request.PromptTokens, answer.Pieces.Length)
+        var emitted = Channel.CreateUnbounded<Emitted>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var generation = computeUpTo is null ? null
+            : onnx!.Start(answer.Request.PromptIds!, answer.Request.AdapterWeights, answer.Request.Sampling);
+        var modelRequest = new ModelRequest(answer.Id, answer.Request.Adapter, answer.Request.PromptTokens, computeUpTo ?? answer.Pieces.Length)
         {
             FinishReason = answer.FinishReason,
-            TokenEmitted = (r, _) => emitted.Writer.TryWrite(r.GeneratedTokens - 1),
+            ExecutorState = generation,
+            TokenEmitted = generation is null
+                ? (r, _) => emitted.Writer.TryWrite(Emitted.Of(answer, r.GeneratedTokens - 1))
+                : (r, _) =>
+                {
+                    var last = r.EndRequested || r.GeneratedTokens >= r.OutputTokens;
+                    emitted.Writer.TryWrite(new Emitted(generation.LastPiece, last ? r.FinishReason : null, last ? generation.StopReason : null));
+                },
             Finished = _ => emitted.Writer.TryComplete(),
         };
         try
@@ -213,19 +236,30 @@ internal sealed class InferenceEndpoints(
 
         try
         {
+            var pieces = new List<string>();
+            Emitted? final = null;
             if (!answer.Request.Stream)
             {
-                await foreach (var _ in emitted.Reader.ReadAllAsync(cancellationToken)) span.TokenSent();
+                await foreach (var e in emitted.Reader.ReadAllAsync(cancellationToken))
+                {
+                    pieces.Add(e.Piece);
+                    final = e;
+                    span.TokenSent();
+                }
+                answer = Completed(answer, pieces, final, generation is not null);
                 span.Finished(answer.CompletionTokens);
                 inspector.RecordServed(answer.Request.Model);
                 return Results.Bytes(FullBody(answer, chat), "application/json");
             }
             StartStream(context);
-            await foreach (var index in emitted.Reader.ReadAllAsync(cancellationToken))
+            await foreach (var e in emitted.Reader.ReadAllAsync(cancellationToken))
             {
-                await WriteChunkAsync(context, answer, chat, index, cancellationToken);
+                await WriteChunkAsync(context, answer, chat, pieces.Count == 0, e, cancellationToken);
+                pieces.Add(e.Piece);
+                final = e;
                 span.TokenSent();
             }
+            answer = Completed(answer, pieces, final, generation is not null);
             await FinishStreamAsync(context, answer, chat, cancellationToken);
             span.Finished(answer.CompletionTokens);
             inspector.RecordServed(answer.Request.Model);
@@ -237,6 +271,15 @@ internal sealed class InferenceEndpoints(
             if (modelRequest.State is RequestState.Waiting or RequestState.Running) driver.Abort(modelRequest);
         }
     }
+
+    /// <summary>A computed answer's text, length and reasons are known once its last token is out.</summary>
+    private static Answer Completed(Answer answer, List<string> pieces, Emitted? last, bool computed) => !computed ? answer : answer with
+    {
+        Pieces = [.. pieces],
+        CompletionTokens = pieces.Count,
+        FinishReason = last?.FinishReason ?? answer.FinishReason,
+        StopReason = last?.StopReason,
+    };
 
     private static void StartStream(HttpContext context)
     {
@@ -253,9 +296,9 @@ internal sealed class InferenceEndpoints(
         await context.Response.Body.FlushAsync(cancellationToken);
     }
 
-    private static async Task WriteChunkAsync(HttpContext context, Answer answer, bool chat, int index, CancellationToken cancellationToken)
+    private static async Task WriteChunkAsync(HttpContext context, Answer answer, bool chat, bool first, Emitted token, CancellationToken cancellationToken)
     {
-        if (chat && index == 0)
+        if (chat && first)
         {
             // vLLM opens a chat stream with the role.
             await WriteEventAsync(context, JsonBody.Write(w =>
@@ -275,7 +318,6 @@ internal sealed class InferenceEndpoints(
                 w.WriteEndObject();
             }), cancellationToken);
         }
-        var last = index == answer.Pieces.Length - 1;
         await WriteEventAsync(context, JsonBody.Write(w =>
         {
             ChunkHeader(w, answer, chat);
@@ -285,16 +327,16 @@ internal sealed class InferenceEndpoints(
             if (chat)
             {
                 w.WriteStartObject("delta");
-                w.WriteString("content", answer.Pieces[index]);
+                w.WriteString("content", token.Piece);
                 w.WriteEndObject();
             }
             else
             {
-                w.WriteString("text", answer.Pieces[index]);
+                w.WriteString("text", token.Piece);
             }
             w.WriteNull("logprobs");
-            if (last) w.WriteString("finish_reason", answer.FinishReason); else w.WriteNull("finish_reason");
-            w.WriteNull("stop_reason");
+            if (token.FinishReason is { } reason) w.WriteString("finish_reason", reason); else w.WriteNull("finish_reason");
+            if (token.StopReason is { } stop) w.WriteString("stop_reason", stop); else w.WriteNull("stop_reason");
             w.WriteEndObject();
             w.WriteEndArray();
             w.WriteEndObject();
@@ -354,7 +396,7 @@ internal sealed class InferenceEndpoints(
         }
         w.WriteNull("logprobs");
         w.WriteString("finish_reason", answer.FinishReason);
-        w.WriteNull("stop_reason");
+        if (answer.StopReason is { } stop) w.WriteString("stop_reason", stop); else w.WriteNull("stop_reason");
         w.WriteEndObject();
         w.WriteEndArray();
         JsonBody.Usage(w, answer.Request.PromptTokens, answer.CompletionTokens);
@@ -362,11 +404,23 @@ internal sealed class InferenceEndpoints(
         w.WriteEndObject();
     });
 
-    private sealed record Answer(ParsedRequest Request, string[] Pieces, string FinishReason, int CompletionTokens, string Id, long Created);
+    private sealed record Answer(ParsedRequest Request, string[] Pieces, string FinishReason, int CompletionTokens, string Id, long Created)
+    {
+        public string? StopReason { get; init; }
+    }
 
+    /// <summary>One token out of the model: its text, and on the last one the finish and stop reasons.</summary>
+    private sealed record Emitted(string Piece, string? FinishReason, string? StopReason)
+    {
+        public static Emitted Of(Answer answer, int index) =>
+            new(answer.Pieces[index], index == answer.Pieces.Length - 1 ? answer.FinishReason : null, null);
+    }
+
+    /// <remarks><see cref="PromptIds"/> and <see cref="AdapterWeights"/> are the ONNX backend's (null otherwise).</remarks>
     private sealed record ParsedRequest(
         string Model, string? Adapter, string PromptText, int PromptTokens, int? MaxTokens, int MinTokens,
-        bool IgnoreEos, bool Stream, bool IncludeUsage, long? Seed);
+        bool IgnoreEos, bool Stream, bool IncludeUsage, long? Seed, SamplingParameters Sampling,
+        List<int>? PromptIds = null, AdapterWeights? AdapterWeights = null);
 
     private bool TryParse(JsonElement root, bool chat, out ParsedRequest request, out IResult? error)
     {
@@ -382,6 +436,8 @@ internal sealed class InferenceEndpoints(
 
         string promptText;
         int promptTokens;
+        List<int>? promptIds = null;
+        var vocabulary = onnx?.Vocabulary;
         if (chat)
         {
             if (!root.TryGetProperty("messages", out var messages) || messages.ValueKind != JsonValueKind.Array)
@@ -398,6 +454,7 @@ internal sealed class InferenceEndpoints(
             if (list.Count == 0) { error = EngineErrors.OpenAi(400, "BadRequestError", "messages: List should have at least 1 item"); return false; }
             promptText = string.Join("\n", list.Select(x => x.Role + ": " + x.Content));
             promptTokens = tokens.CountChat(list);
+            promptIds = vocabulary?.Chat(list);
         }
         else
         {
@@ -407,14 +464,17 @@ internal sealed class InferenceEndpoints(
                 case JsonValueKind.String:
                     promptText = prompt.GetString()!;
                     promptTokens = 1 + tokens.Count(promptText); // + BOS, as Llama's tokenizer adds it
+                    promptIds = vocabulary?.Prompt(promptText);
                     break;
                 case JsonValueKind.Array when prompt.GetArrayLength() > 0 && prompt.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number):
                     promptText = prompt.GetRawText();
                     promptTokens = prompt.GetArrayLength();
+                    promptIds = vocabulary?.Prompt(prompt.EnumerateArray().Select(e => e.TryGetInt64(out var id) ? id : 0));
                     break;
                 case JsonValueKind.Array when prompt.GetArrayLength() == 1 && prompt[0].ValueKind == JsonValueKind.String:
                     promptText = prompt[0].GetString()!;
                     promptTokens = 1 + tokens.Count(promptText);
+                    promptIds = vocabulary?.Prompt(promptText);
                     break;
                 case JsonValueKind.Array when prompt.GetArrayLength() > 1:
                     error = EngineErrors.OpenAi(400, "BadRequestError", "The MockEngine answers one prompt per request; send batched prompts as separate requests.");
@@ -424,6 +484,8 @@ internal sealed class InferenceEndpoints(
                     return false;
             }
         }
+        // The ONNX backend counts what its model reads.
+        if (promptIds is not null) promptTokens = promptIds.Count;
         if (promptTokens < 1) promptTokens = 1;
 
         int? maxTokens = null;
@@ -446,16 +508,69 @@ internal sealed class InferenceEndpoints(
         var includeUsage = root.TryGetProperty("stream_options", out var so) && so.ValueKind == JsonValueKind.Object && Bool(so, "include_usage");
         if (includeUsage && !stream) { error = EngineErrors.OpenAi(400, "BadRequestError", "Stream options can only be defined when `stream=True`."); return false; }
 
+        if (!TryParseSampling(root, out var sampling, out error)) return false;
+
         // vLLM validates the body's shape first, then checks the model.
         string? adapter = null;
+        AdapterWeights? adapterWeights = null;
         if (!options.BaseNames.Contains(model, StringComparer.Ordinal))
         {
-            if (!adapters.TryGet(model, out _)) { error = EngineErrors.UnknownModel(model); return false; }
+            if (!adapters.TryGet(model, out var loaded)) { error = EngineErrors.UnknownModel(model); return false; }
             adapter = model;
+            adapterWeights = loaded.Weights;
         }
 
         long? seed = root.TryGetProperty("seed", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out var sv) ? sv : null;
-        request = new ParsedRequest(model, adapter, promptText, promptTokens, maxTokens, minTokens, Bool(root, "ignore_eos"), stream, includeUsage, seed);
+        sampling = sampling with { Seed = seed, IgnoreEos = Bool(root, "ignore_eos"), MinTokens = minTokens };
+        request = new ParsedRequest(model, adapter, promptText, promptTokens, maxTokens, minTokens, Bool(root, "ignore_eos"), stream, includeUsage, seed,
+            sampling, promptIds ?? (vocabulary is null ? null : [TinyVocabulary.BeginOfText]), adapterWeights);
+        return true;
+    }
+
+    /// <summary>temperature, top_p, top_k and stop, checked as vLLM's SamplingParams checks them.</summary>
+    private static bool TryParseSampling(JsonElement root, out SamplingParameters sampling, out IResult? error)
+    {
+        sampling = new SamplingParameters();
+        error = null;
+        if (!TryNumber(root, "temperature", out var temperature, ref error)) return false;
+        if (temperature is { } t)
+        {
+            if (t < 0) { error = EngineErrors.OpenAi(400, "BadRequestError", $"temperature must be non-negative, got {Format(t)}."); return false; }
+            sampling = sampling with { Temperature = t };
+        }
+        if (!TryNumber(root, "top_p", out var topP, ref error)) return false;
+        if (topP is { } p)
+        {
+            if (p is <= 0 or > 1) { error = EngineErrors.OpenAi(400, "BadRequestError", $"top_p must be in (0, 1], got {Format(p)}."); return false; }
+            sampling = sampling with { TopP = p };
+        }
+        if (root.TryGetProperty("top_k", out var k) && k.ValueKind != JsonValueKind.Null)
+        {
+            if (k.ValueKind != JsonValueKind.Number || !k.TryGetInt32(out var topK)) { error = EngineErrors.Validation("top_k: Input should be a valid integer"); return false; }
+            if (topK < -1) { error = EngineErrors.OpenAi(400, "BadRequestError", $"top_k must be 0 (disable), or at least 1, got {topK}."); return false; }
+            sampling = sampling with { TopK = topK };
+        }
+        if (root.TryGetProperty("stop", out var stop) && stop.ValueKind != JsonValueKind.Null)
+        {
+            string[] stops;
+            if (stop.ValueKind == JsonValueKind.String) stops = [stop.GetString()!];
+            else if (stop.ValueKind == JsonValueKind.Array && stop.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String))
+                stops = [.. stop.EnumerateArray().Select(e => e.GetString()!)];
+            else { error = EngineErrors.Validation("stop: Input should be a valid string or a list of strings"); return false; }
+            if (stops.Any(x => x.Length == 0)) { error = EngineErrors.OpenAi(400, "BadRequestError", "stop cannot contain an empty string."); return false; }
+            sampling = sampling with { Stop = stops };
+        }
+        return true;
+
+        static string Format(double v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static bool TryNumber(JsonElement root, string name, out double? value, ref IResult? error)
+    {
+        value = null;
+        if (!root.TryGetProperty(name, out var e) || e.ValueKind == JsonValueKind.Null) return true;
+        if (e.ValueKind != JsonValueKind.Number) { error = EngineErrors.Validation($"{name}: Input should be a valid number"); return false; }
+        value = e.GetDouble();
         return true;
     }
 

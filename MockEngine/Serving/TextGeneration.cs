@@ -8,6 +8,9 @@ internal sealed class TokenCounter
 {
     private static readonly Lazy<Tokenizer> Shared = new(() => TiktokenTokenizer.CreateForModel("gpt-4"));
 
+    /// <summary>The cl100k tokenizer itself (the ONNX backend maps its ids onto the tiny model's vocabulary).</summary>
+    internal static Tokenizer Tokenizer => Shared.Value;
+
     public int Count(string text) => text.Length == 0 ? 0 : Shared.Value.CountTokens(text);
 
     /// <summary>

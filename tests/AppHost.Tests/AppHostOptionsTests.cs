@@ -28,6 +28,41 @@ public sealed class AppHostOptionsTests
     }
 
     [Fact]
+    public void Mock_backend_onnx_is_an_option_and_a_wrong_backend_names_the_flag()
+    {
+        Assert.False(AppHostOptions.Parse([]).OnnxBackend);
+        Assert.True(AppHostOptions.Parse(["--mock-backend", "onnx"]).OnnxBackend);
+        Assert.False(AppHostOptions.Parse(["--mock-backend=performance"]).OnnxBackend);
+        var e = Assert.Throws<AppHostOptionsException>(() => AppHostOptions.Parse(["--mock-backend", "gpu"]));
+        Assert.Equal("--mock-backend: 'gpu' is not a backend (performance or onnx)", e.Message);
+    }
+
+    [Fact]
+    public void Sample_adapters_for_the_onnx_backend_have_its_shapes_and_trained_lora_B()
+    {
+        using var dir = new HybridServing.TestKit.TempDirectory("samples-onnx");
+        var root = HybridServing.Hosting.Samples.SampleAdapters.EnsureGenerated(dir.Path, EnginePoolOptions.DefaultBaseModel, _ => { }, onnxBackend: true);
+        foreach (var (name, rank) in HybridServing.Hosting.Samples.SampleAdapters.All)
+        {
+            var info = HybridServing.Contracts.Peft.PeftAdapter.Read(Path.Combine(root, name));
+            Assert.Equal("test/tiny", info.Config.BaseModelNameOrPath);
+            Assert.Equal(rank, info.Rank);
+            var header = HybridServing.Contracts.Peft.SafetensorsHeader.ReadFile(info.WeightsFile);
+            var b = header.Tensors.First(t => t.Name.EndsWith("q_proj.lora_B.weight", StringComparison.Ordinal));
+            Assert.Equal([64L, rank], b.Shape);
+            var bytes = File.ReadAllBytes(info.WeightsFile).AsSpan((int)(8 + header.HeaderLength + b.Begin), (int)b.ByteLength);
+            Assert.True(bytes.ToArray().Count(x => x != 0) > bytes.Length / 2, $"{name}: lora_B is (mostly) zero");
+        }
+        // A folder generated for the other shapes is rewritten, not reused.
+        var logged = new List<string>();
+        HybridServing.Hosting.Samples.SampleAdapters.EnsureGenerated(dir.Path, "test/tiny", logged.Add);
+        Assert.Empty(logged); // test/tiny shapes already: valid for a test/tiny engine on either backend
+        HybridServing.Contracts.Peft.PeftAdapterWriter.Write(Path.Combine(root, "sql-lora"), HybridServing.Contracts.Peft.BaseModelShape.For("test/tiny") with { Name = "other" }, 16, ["q_proj"]);
+        HybridServing.Hosting.Samples.SampleAdapters.EnsureGenerated(dir.Path, EnginePoolOptions.DefaultBaseModel, logged.Add, onnxBackend: true);
+        Assert.Equal(["sql-lora"], logged.Select(l => l.Split(' ')[3]));
+    }
+
+    [Fact]
     public void Aspire_switches_and_configuration_pass_through_to_aspire()
     {
         var o = AppHostOptions.Parse(["--engines", "2", "--Parameters:dev-api-key=secret", "--operation", "run", "--engine-arg=--mock-time-scale", "--engine-arg=4"]);
