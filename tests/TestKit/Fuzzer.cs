@@ -8,7 +8,7 @@ public sealed record FuzzReport(string Target, long Executions, IReadOnlyList<(s
     /// <summary>Null when nothing crashed; else each crash with its input as base64 (paste it into a regression test).</summary>
     public string? Problems() => Crashes.Count == 0 ? null
         : $"{Target}: {Crashes.Count} distinct crash(es) in {Executions} executions:\n"
-          + string.Join("\n", Crashes.Select(c => $"{c.Crash}\n  input (base64): {Convert.ToBase64String(c.Input)}"));
+          + string.Join("\n", Crashes.Select(c => $"{c.Crash}\n  input (base64): {Convert.ToBase64String(c.Input)}").Take(10));
 
     public override string ToString() => $"{Target}: {Executions} executions, {Crashes.Count} crashes";
 }
@@ -48,7 +48,7 @@ public static class Fuzzer
         if (int.TryParse(Environment.GetEnvironmentVariable("FUZZ_EXECUTIONS"), out var n) && n > 0) executions = n;
         if (int.TryParse(Environment.GetEnvironmentVariable("FUZZ_SEED"), out var s)) seed = s;
         var random = new Random(seed);
-        var crashes = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var crashes = new Dictionary<string, (string Display, byte[] Input)>(StringComparer.Ordinal);
         long done = 0;
         void Execute(byte[] input)
         {
@@ -56,9 +56,12 @@ public static class Fuzzer
             try { run(input); }
             catch (Exception e) when (allowed?.Invoke(e) != true)
             {
-                var frame = e.StackTrace?.Split('\n').FirstOrDefault()?.Trim() ?? "";
-                var key = $"{e.GetType().FullName}: {e.Message.Split('\n')[0]} {frame}";
-                if (!crashes.TryGetValue(key, out var known) || input.Length < known.Length) crashes[key] = input;
+                var frames = e.StackTrace?.Split('\n').Select(f => f.Trim()).ToArray() ?? [];
+                // The throwing frame and the first of this project's frames locate the defect.
+                var ours = frames.FirstOrDefault(f => f.StartsWith("at HybridServing.", StringComparison.Ordinal) && !f.Contains(".Tests.", StringComparison.Ordinal)) ?? "";
+                var key = $"{e.GetType().FullName} {frames.FirstOrDefault()} {ours}";
+                if (!crashes.TryGetValue(key, out var known) || input.Length < known.Input.Length)
+                    crashes[key] = ($"{e.GetType().FullName}: {e.Message.Split('\n')[0]}\n  {frames.FirstOrDefault()}\n  {ours}", input);
             }
             catch (Exception) { }
         }
@@ -70,7 +73,7 @@ public static class Fuzzer
             for (var i = 0; i < stacked; i++) input = Mutate(input, seeds, random);
             Execute(input);
         }
-        return new FuzzReport(target, done, [.. crashes.Select(c => (c.Key, c.Value))]);
+        return new FuzzReport(target, done, [.. crashes.Values]);
     }
 
     private static byte[] Mutate(byte[] input, byte[][] seeds, Random random)
