@@ -25,6 +25,7 @@ public static class GatewayExtensions
         var services = builder.Services;
         services.AddOptions<GatewayOptions>().Bind(builder.Configuration.GetSection(GatewayOptions.Section))
             .Validate(o => o.MaxRequestBodyBytes > 0, "Gateway:MaxRequestBodyBytes must be > 0.")
+            .Validate(o => o.RequestBodyTimeout > TimeSpan.Zero, "Gateway:RequestBodyTimeout must be positive.")
             .Validate(o => o.MaxAttempts >= 1, "Gateway:MaxAttempts must be >= 1.")
             .Validate(o => o.ColdStart.Timeout > TimeSpan.Zero, "Gateway:ColdStart:Timeout must be positive.")
             .Validate(o => o.ColdStart.RetryAfterSeconds >= 1, "Gateway:ColdStart:RetryAfterSeconds must be >= 1.")

@@ -11,6 +11,12 @@ internal sealed class GatewayOptions
     /// <summary>Largest accepted request body; larger bodies get 413.</summary>
     public int MaxRequestBodyBytes { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// Longest a client may take to send its request body (slow-loris uploads); then 408. Kestrel's minimum
+    /// body data rate (240 bytes/s after 5 s) applies as well and answers 408 the same way.
+    /// </summary>
+    public TimeSpan RequestBodyTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Response header naming the engine that served; empty turns it off.</summary>
     public string EngineHeader { get; set; } = "x-hybridserving-engine";
 

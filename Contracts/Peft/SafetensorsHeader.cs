@@ -79,6 +79,11 @@ public sealed class SafetensorsHeader
         {
             throw new PeftFormatException("safetensors header declares a tensor too large to exist.");
         }
+        catch (InvalidOperationException)
+        {
+            // Reading a name or string that is not valid UTF-8 (or holds a lone surrogate escape) as text.
+            throw new PeftFormatException("safetensors header has a name or string that is not valid Unicode.");
+        }
 
         // Tensors must not overlap; sort by offset and check neighbours.
         var ordered = tensors.OrderBy(t => t.Begin).ToArray();
@@ -113,7 +118,8 @@ public sealed class SafetensorsHeader
             elements = checked(elements * dim);
         }
 
-        if (!offEl[0].TryGetInt64(out var begin) || !offEl[1].TryGetInt64(out var end) || begin < 0 || end < begin)
+        if (offEl[0].ValueKind != JsonValueKind.Number || offEl[1].ValueKind != JsonValueKind.Number
+            || !offEl[0].TryGetInt64(out var begin) || !offEl[1].TryGetInt64(out var end) || begin < 0 || end < begin)
             throw new PeftFormatException($"safetensors tensor '{name}' has invalid data_offsets.");
         if (end > dataLength)
             throw new PeftFormatException($"safetensors tensor '{name}' ends at {end}, beyond the {dataLength} data bytes in the file.");

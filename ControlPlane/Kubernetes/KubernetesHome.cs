@@ -298,7 +298,8 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
         Changed?.Invoke();
     }
 
-    private static DeclaredAdapter Declare(string key, JsonElement obj)
+    /// <summary>The object as a declared adapter; one that cannot be read is still named and carries the reason (InvalidSpec).</summary>
+    internal static DeclaredAdapter Declare(string key, JsonElement obj)
     {
         var origin = $"LoraAdapter {key}";
         try
@@ -307,14 +308,29 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
             adapter.Metadata.NamespaceProperty ??= "default";
             return new DeclaredAdapter(adapter, null, origin);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or ArgumentException or NotSupportedException)
         {
-            // A field of the wrong type (a cluster without the CRD's schema lets it through): the object is
-            // still named and gets InvalidSpec naming the field, instead of disappearing.
+            // A field of the wrong type or format (a cluster without the CRD's schema lets it through; the client's
+            // converters throw FormatException for a bad RFC 3339 time): the object is still named and gets
+            // InvalidSpec naming the field, instead of disappearing or stopping every other object's reconcile.
+            var field = e is JsonException { Path: { Length: > 0 } path } ? path.TrimStart('$', '.') : "spec";
+            return new DeclaredAdapter(new LoraAdapter { Metadata = MetadataOf(key, obj) }, null, origin, $"{field}: {FirstSentence(e.Message)}");
+        }
+    }
+
+    /// <summary>The object's metadata, else (it cannot be read either) the name and namespace its key gives.</summary>
+    private static V1ObjectMeta MetadataOf(string key, JsonElement obj)
+    {
+        try
+        {
             var meta = KubernetesJson.Deserialize<V1ObjectMeta>(obj.GetProperty("metadata").GetRawText());
             meta.NamespaceProperty ??= "default";
-            var field = string.IsNullOrEmpty(e.Path) ? "spec" : e.Path.TrimStart('$', '.');
-            return new DeclaredAdapter(new LoraAdapter { Metadata = meta }, null, origin, $"{field}: {FirstSentence(e.Message)}");
+            return meta;
+        }
+        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException or ArgumentException or NotSupportedException or KeyNotFoundException)
+        {
+            var slash = key.IndexOf('/');
+            return new V1ObjectMeta { NamespaceProperty = slash > 0 ? key[..slash] : "default", Name = key[(slash + 1)..] };
         }
     }
 

@@ -142,7 +142,8 @@ internal static class StatusBuilder
         })];
         status.Adapters = [.. resource.Owned.Select(a => new DiscoveredAdapterStatus
         {
-            Name = a.Name, Uri = a.Uri, Rank = a.Rank, SizeBytes = a.SizeBytes, Digest = a.Digest.Length > 0 ? $"sha256:{a.Digest}" : null, TargetModules = [.. a.TargetModules],
+            // A signed URL's query is a credential: status shows the URL without it (the sidecar is sent it whole).
+            Name = a.Name, Uri = Sources.SourceHttp.Display(a.Uri), Rank = a.Rank, SizeBytes = a.SizeBytes, Digest = a.Digest.Length > 0 ? $"sha256:{a.Digest}" : null, TargetModules = [.. a.TargetModules],
         })];
 
         // Failures that concern a whole adapter (it is missing, conflicting, unplaceable) versus one replica.

@@ -29,7 +29,12 @@ internal static partial class LoraAdapterValidator
 
         foreach (var e in Walk(adapter.Spec, typeof(LoraAdapterSpec), "spec")) yield return e;
 
-        var spec = adapter.Spec;
+        // `spec:` with nothing under it reads as null (found by fuzzing: it was a NullReferenceException).
+        if (adapter.Spec is not { } spec)
+        {
+            yield return "spec: Required value: a LoraAdapter needs spec.baseModel and spec.adapterSource.";
+            yield break;
+        }
         if (spec.AdapterSource?.Pattern is { } pattern && Glob.Check(pattern) is { } globError)
             yield return $"spec.adapterSource.pattern: Invalid value \"{pattern}\": {globError}";
         if (spec.AdapterSource?.Adapters is { } list)
@@ -167,6 +172,7 @@ internal static class Quantity
         foreach (var (suffix, f) in Suffixes)
             if (text.EndsWith(suffix, StringComparison.Ordinal)) { factor = f; number = text[..^suffix.Length]; break; }
         if (!decimal.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n)) return false;
+        if (n > long.MaxValue / factor) return false; // 99999999999999999999999Ei: n × factor overflows even a decimal
         var value = Math.Ceiling(n * factor);
         if (value > long.MaxValue) return false;
         bytes = (long)value;

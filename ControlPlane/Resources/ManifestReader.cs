@@ -38,6 +38,11 @@ internal static partial class ManifestReader
         {
             return new ManifestFile(path, [], $"{System.IO.Path.GetFileName(path)}: YAML syntax error at line {e.Start.Line}, column {e.Start.Column}: {Inner(e).Message}");
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet's scanner and loader throw these (not YamlException) for some malformed input (found by fuzzing).
+            return new ManifestFile(path, [], $"{System.IO.Path.GetFileName(path)}: YAML syntax error: the file is not well-formed YAML ({e.Message}).");
+        }
 
         var documents = new List<ManifestDocument>();
         for (var i = 0; i < stream.Documents.Count; i++)
@@ -68,8 +73,8 @@ internal static partial class ManifestReader
 
         var kind = (obj["kind"] as JsonValue)?.ToString();
         var apiVersion = (obj["apiVersion"] as JsonValue)?.ToString();
-        var name = (obj["metadata"]?["name"] as JsonValue)?.ToString();
-        var ns = (obj["metadata"]?["namespace"] as JsonValue)?.ToString();
+        var name = ((obj["metadata"] as JsonObject)?["name"] as JsonValue)?.ToString();
+        var ns = ((obj["metadata"] as JsonObject)?["namespace"] as JsonValue)?.ToString();
         var label = name is null ? $"document {index + 1}" : $"LoraAdapter {name}";
 
         if (kind != LoraAdapter.KindName)

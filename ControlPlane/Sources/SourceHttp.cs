@@ -45,6 +45,10 @@ internal sealed class SourceHttp : IDisposable
     /// <summary>Status reason of a source the SSRF guard refused (as the sidecars report it).</summary>
     public const string AddressNotAllowed = "AddressNotAllowed";
 
+    /// <summary><see cref="Display(Uri)"/> for an adapter's uri as a string (http(s) URLs; hf://, s3:// and paths carry no query).</summary>
+    public static string Display(string uri) =>
+        uri.Contains('?') && System.Uri.TryCreate(uri, UriKind.Absolute, out var url) ? Display(url) : uri;
+
     /// <summary>A URL as messages may show it.</summary>
     public static string Display(Uri url) => string.IsNullOrEmpty(url.Query) ? url.AbsoluteUri : url.GetLeftPart(UriPartial.Path) + "?…";
 

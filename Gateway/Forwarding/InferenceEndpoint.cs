@@ -78,14 +78,31 @@ internal sealed partial class InferenceEndpoint(
         labels.Tenant = tenant.Name;
         activity?.SetTag("hybridserving.tenant", tenant.Name);
 
-        using var body = await RequestBody.ReadAsync(context.Request, o.MaxRequestBodyBytes, context.RequestAborted);
+        if (!IsJson(context.Request.ContentType))
+        {
+            await OpenAiErrors.WriteAsync(context, StatusCodes.Status415UnsupportedMediaType, OpenAiErrors.UnsupportedMediaType,
+                $"Unsupported Content-Type '{context.Request.ContentType}': send the request body as application/json (UTF-8).");
+            return;
+        }
+        RequestBody? read;
+        try
+        {
+            read = await RequestBody.ReadAsync(context.Request, o.MaxRequestBodyBytes, o.RequestBodyTimeout, context.RequestAborted);
+        }
+        catch (RequestBodyException e)
+        {
+            await OpenAiErrors.WriteAsync(context, e.Status, e.Status == StatusCodes.Status408RequestTimeout ? OpenAiErrors.RequestTimeout : OpenAiErrors.BadRequest, e.Message);
+            return;
+        }
+        using var body = read;
         if (body is null)
         {
             await OpenAiErrors.WriteAsync(context, StatusCodes.Status413PayloadTooLarge, OpenAiErrors.RequestTooLarge,
                 $"The request body is larger than the gateway's limit of {o.MaxRequestBodyBytes} bytes.");
             return;
         }
-        var field = ModelField.Read(body.Span);
+        var chat = context.Request.Path.Value?.EndsWith("/chat/completions", StringComparison.Ordinal) == true;
+        var field = chat ? ModelField.Read(body.Span, "messages") : ModelField.Read(body.Span, "prompt", "prompt_embeds");
         if (!field.IsValid)
         {
             await OpenAiErrors.WriteAsync(context, StatusCodes.Status400BadRequest, OpenAiErrors.BadRequest, field.Error!, field.Param);
@@ -268,6 +285,16 @@ internal sealed partial class InferenceEndpoint(
         // Time has passed: pick again on the newest table.
         var snapshot = routes.Current;
         return router.Pick(snapshot, snapshot.Resolve(model.Model) ?? model, tried);
+    }
+
+    /// <summary>JSON in UTF-8, or no Content-Type at all (the body is parsed as JSON either way).</summary>
+    private static bool IsJson(string? contentType)
+    {
+        if (string.IsNullOrEmpty(contentType)) return true;
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var media)) return false;
+        var charset = media.Charset;
+        return media.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
+            && (!charset.HasValue || charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase) || charset.Equals("utf8", StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>Session header, else the body's <c>user</c>, else the tenant: the most specific key the client gave.</summary>

@@ -3,6 +3,12 @@ using Microsoft.AspNetCore.Http.Features;
 
 namespace HybridServing.Gateway.Forwarding;
 
+/// <summary>The body could not be received: too slow (408) or cut off or malformed on the wire (400).</summary>
+internal sealed class RequestBodyException(int status, string message) : Exception(message)
+{
+    public int Status { get; } = status;
+}
+
 /// <summary>A request body read once into a pooled buffer; returned to the pool on dispose.</summary>
 internal sealed class RequestBody : IDisposable
 {
@@ -21,8 +27,32 @@ internal sealed class RequestBody : IDisposable
     /// <summary>A fresh read-only stream over the bytes (one per forwarding attempt).</summary>
     public Stream OpenRead() => new MemoryStream(_buffer ?? throw new ObjectDisposedException(nameof(RequestBody)), 0, Length, writable: false);
 
-    /// <summary>Reads at most <paramref name="maxBytes"/>; null means the body is larger (answer 413).</summary>
-    public static async Task<RequestBody?> ReadAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads at most <paramref name="maxBytes"/> within <paramref name="timeout"/>; null means the body is larger
+    /// (answer 413). A body not received in time, or one Kestrel rejects (too slow, cut off), is a <see cref="RequestBodyException"/>.
+    /// </summary>
+    public static async Task<RequestBody?> ReadAsync(HttpRequest request, int maxBytes, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            return await ReadAsync(request, maxBytes, deadline.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new RequestBodyException(StatusCodes.Status408RequestTimeout,
+                $"The request body did not arrive within {timeout.TotalSeconds:0.###} s; send it at once.");
+        }
+        catch (BadHttpRequestException e)
+        {
+            throw new RequestBodyException(e.StatusCode, e.StatusCode == StatusCodes.Status408RequestTimeout
+                ? "The request body arrived too slowly (below the minimum data rate); send it at once."
+                : $"The request body could not be read: {e.Message}");
+        }
+    }
+
+    private static async Task<RequestBody?> ReadAsync(HttpRequest request, int maxBytes, CancellationToken cancellationToken)
     {
         if (request.ContentLength > maxBytes) return null;
         // Our limit, not Kestrel's default 30 MB, decides; one byte more lets us see "too large".

@@ -11,7 +11,9 @@ internal static class OpenAiErrors
     public const string Authentication = "AuthenticationError";
     public const string PermissionDenied = "PermissionDeniedError";
     public const string NotFound = "NotFoundError";
+    public const string RequestTimeout = "RequestTimeoutError";
     public const string RequestTooLarge = "RequestTooLargeError";
+    public const string UnsupportedMediaType = "UnsupportedMediaTypeError";
     public const string RateLimit = "RateLimitError";
     public const string BadGateway = "BadGatewayError";
     public const string ServiceUnavailable = "ServiceUnavailableError";

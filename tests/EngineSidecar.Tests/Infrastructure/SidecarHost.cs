@@ -54,7 +54,8 @@ internal sealed class SidecarHost : IAsyncDisposable
         return settings;
     }
 
-    public static async Task<SidecarHost> StartAsync(IDictionary<string, string?> settings, string[]? args = null)
+    /// <param name="logs">Also receives every log line from Debug up (a secret scan), besides the capturing provider.</param>
+    public static async Task<SidecarHost> StartAsync(IDictionary<string, string?> settings, string[]? args = null, ILoggerProvider? logs = null)
     {
         var httpPort = Ports.GetFree();
         var grpcPort = Ports.GetFree();
@@ -67,6 +68,7 @@ internal sealed class SidecarHost : IAsyncDisposable
         });
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new CapturingLoggerProvider());
+        if (logs is not null) builder.Logging.AddProvider(logs).SetMinimumLevel(LogLevel.Debug);
         builder.AddServiceDefaults();
         builder.AddEngineSidecar();
         var app = builder.Build();
