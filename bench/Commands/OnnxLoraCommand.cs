@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using HybridServing.Bench.Cli;
+using HybridServing.Bench.Hosting;
 using HybridServing.Bench.Results;
 using HybridServing.Contracts.Peft;
 using HybridServing.MockEngine.Onnx;
