@@ -27,7 +27,6 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
     private const string S3Secret = "KnownS3SecretAccessKey/9z8y7x";
     private const string Signature = "KnownSignedUrlSecret5d4c3b";
 
-    private readonly TempDirectory _dir = new("cp-secrets");
     private readonly SecretScan _scan = new(HfToken, S3KeyId, S3Secret, Signature);
     private KubeApiServer _server = null!;
     private ArtifactServer _hub = null!;
@@ -54,7 +53,6 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
         await _hub.DisposeAsync();
         await _server.DisposeAsync();
         _scan.Dispose();
-        _dir.Dispose();
     }
 
     [Fact]
@@ -65,11 +63,11 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
             _hub.Files[$"{prefix}/{PeftAdapter.ConfigFileName}"] = RemoteFixtures.Config();
             _hub.Files[$"{prefix}/{PeftAdapter.SafetensorsFileName}"] = RemoteFixtures.Safetensors(2048);
         }
-        var secrets = _dir.Combine("secrets");
-        RemoteFixtures.Secret(secrets, "hf-cred", new() { ["HF_TOKEN"] = HfToken });
-        RemoteFixtures.Secret(secrets, "s3-cred", new() { ["AWS_ACCESS_KEY_ID"] = S3KeyId, ["AWS_SECRET_ACCESS_KEY"] = S3Secret });
-
+        // On the Kubernetes home the ControlPlane reads credentialsSecretRef from the adapter's namespace.
         using var client = _server.CreateClient();
+        V1Secret Secret(string name, Dictionary<string, string> data) => new() { Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = Ns }, StringData = data };
+        await client.CoreV1.CreateNamespacedSecretAsync(Secret("hf-cred", new() { ["HF_TOKEN"] = HfToken }), Ns);
+        await client.CoreV1.CreateNamespacedSecretAsync(Secret("s3-cred", new() { ["AWS_ACCESS_KEY_ID"] = S3KeyId, ["AWS_SECRET_ACCESS_KEY"] = S3Secret }), Ns);
         LoraAdapter Declare(string name, AdapterSource source, string? secret) => new()
         {
             Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = Ns },
@@ -90,7 +88,7 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
             await client.CustomObjects.CreateNamespacedCustomObjectAsync(adapter, LoraAdapter.Group, LoraAdapter.Version, Ns, LoraAdapter.Plural);
 
         var http = new Uri($"http://127.0.0.1:{Ports.GetFree()}");
-        _app = await StartAsync(http, secrets);
+        _app = await StartAsync(http);
 
         await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "hub-ok")?.Status?.Phase == LoraAdapterPhases.Ready, "hub-ok Ready", seconds: 30);
         await WaitUntilAsync(() => _server.Get<LoraAdapter>(Ns, "http-signed")?.Status?.Phase == LoraAdapterPhases.Ready, "http-signed Ready", seconds: 30);
@@ -122,7 +120,7 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
         if (_scan.Problems(minLogLines: 50, minSpans: 5) is { } problems) Assert.Fail(problems);
     }
 
-    private async Task<WebApplication> StartAsync(Uri http, string secrets)
+    private async Task<WebApplication> StartAsync(Uri http)
     {
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -139,7 +137,6 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
             ["ControlPlane:Kubernetes:LeaderElection"] = "false",
             ["ControlPlane:Kubernetes:SnapshotDebounce"] = "00:00:00.010",
             ["ControlPlane:HubEndpoint"] = _hub.BaseUrl.ToString(),
-            ["ControlPlane:SecretsDirectory"] = secrets,
             ["ControlPlane:S3:ServiceUrl"] = s3.ServiceUrl.ToString(),
             ["ControlPlane:Sources:Http:AllowedHosts:0"] = "127.0.0.1",
         });
