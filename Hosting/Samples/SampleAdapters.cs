@@ -22,10 +22,10 @@ public static class SampleAdapters
         ("sql-lora", 16),
     ];
 
-    /// <summary>Writes any sample adapter that is missing or incomplete; returns the adapters folder.</summary>
     /// <summary>The shapes of the ONNX backend's model (whatever base model name the engines serve).</summary>
     public const string OnnxShape = "test/tiny";
 
+    /// <summary>Writes any sample adapter that is missing or incomplete; returns the adapters folder.</summary>
     public static string EnsureGenerated(string samplesFolder, string baseModel, Action<string> log, bool onnxBackend = false)
     {
         var root = Path.Combine(samplesFolder, FolderName);

@@ -124,13 +124,13 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
 
         var gateway = _app.GetEndpoint("gateway", "http");
         var status = new Uri(_app.GetEndpoint("controlplane", "http"), "/apis/hybridserving.io/v1alpha1/namespaces/default/loraadapters/e2e");
-        var resource = await EventuallyAsync(async () =>
+        var resource = await Eventually.ValueAsync(async () =>
         {
             var json = JsonNode.Parse(await _http.GetStringAsync(status, timeout.Token))!;
             return (string?)json["status"]?["phase"] == "Ready" ? json : null;
         }, timeout.Token);
         Assert.Equal(["e2e-alpha", "e2e-beta"], resource["status"]!["loadedAdapters"]!.AsArray().Select(n => (string)n!).Order());
-        var refused = await EventuallyAsync(async () =>
+        var refused = await Eventually.ValueAsync(async () =>
         {
             var json = await _http.GetStringAsync(new Uri(status, "outside"), timeout.Token);
             return json.Contains("PathNotAllowed", StringComparison.Ordinal) ? JsonNode.Parse(json) : null;
@@ -183,7 +183,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
 
         // Removing the manifest unloads the adapters everywhere; the gateway then answers 404.
         File.Delete(manifest);
-        var notFound = await EventuallyAsync(async () =>
+        var notFound = await Eventually.ValueAsync(async () =>
         {
             var r = await SendAsync(HttpMethod.Post, new Uri(gateway, "/v1/chat/completions"),
                 new { model = "e2e-alpha", messages = new[] { new { role = "user", content = "Hi" } } }, timeout.Token);
@@ -192,7 +192,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         var error = JsonNode.Parse(notFound)!["error"]!;
         Assert.Equal("NotFoundError", (string?)error["type"]);
         Assert.Equal("model", (string?)error["param"]);
-        await EventuallyAsync(async () =>
+        await Eventually.ValueAsync(async () =>
         {
             foreach (var e in new[] { "engine-0", "engine-1" })
             {
@@ -206,7 +206,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
     private async Task AssertOneTraceAsync(string from, string to, CancellationToken cancellationToken)
     {
         var dashboard = await _app!.GetDashboardUrlAsync(cancellationToken) ?? throw new InvalidOperationException("the dashboard is not running");
-        await EventuallyAsync(async () =>
+        await Eventually.ValueAsync(async () =>
         {
             var a = await TraceIdsAsync(dashboard, from, cancellationToken);
             var b = await TraceIdsAsync(dashboard, to, cancellationToken);
@@ -285,21 +285,5 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         if (body is not null)
             request.Content = new StringContent(JsonSerializer.Serialize(body), Encoding.UTF8, "application/json");
         return await _http.SendAsync(request, cancellationToken);
-    }
-
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, CancellationToken cancellationToken) where T : class
-    {
-        while (true)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            try
-            {
-                if (await probe() is { } value) return value;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(200, cancellationToken);
-        }
     }
 }
