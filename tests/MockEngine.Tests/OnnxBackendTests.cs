@@ -151,6 +151,26 @@ public sealed class OnnxBackendTests : IDisposable
     }
 
     [Fact]
+    public async Task Sleep_mode_works_on_this_backend_and_a_deep_sleep_wakes_to_the_same_answers()
+    {
+        await using var engine = await MockEngineHost.StartAsync(
+            new MockEngineHostOptions { Environment = new Dictionary<string, string> { [MockEngineCommandLine.ServerDevModeVariable] = "1" } },
+            ["--model", TestAdapters.TinyModel, "--enable-lora", "--max-loras", "2", "--mock-backend", "onnx", "--enable-sleep-mode"]);
+        using var http = Http.Client(engine.BaseUrl);
+        await Load(http, "a", Trained("a", seed: 21));
+        var before = (Base: await Complete(http, TestAdapters.TinyModel), Adapter: await Complete(http, "a"));
+
+        Assert.Equal(200, (await http.Send("sleep?level=2", "")).Status);
+        (await http.Send("v1/completions", Http.Json(new { model = "a", prompt = "x" })))
+            .AssertError(503, "ServiceUnavailableError", "The engine is sleeping (sleep mode); wake it with POST /wake_up.");
+        Assert.Equal(200, (await http.Send("wake_up", "")).Status);
+
+        // Level 2 discarded the weights; the model is rebuilt from its seed and the adapter is still applied.
+        Assert.Equal(before.Base.Text, (await Complete(http, TestAdapters.TinyModel)).Text);
+        Assert.Equal(before.Adapter.Text, (await Complete(http, "a")).Text);
+    }
+
+    [Fact]
     public async Task Truncated_nan_misshapen_and_overranked_adapters_are_refused_naming_the_tensor()
     {
         await using var engine = await Engine();
