@@ -1,8 +1,8 @@
 using HybridServing.EngineSidecar;
 using HybridServing.EngineSidecar.RolloutFile;
 
-// Seed 002's flags (--config, --health-check-timeout, ...) become Sidecar:* keys first.
-var builder = WebApplication.CreateBuilder(SeedCommandLine.Normalize(args));
+// The lora-syncer's flags (--config, --health-check-timeout, ...) become Sidecar:* keys first.
+var builder = WebApplication.CreateBuilder(LoraSyncerCommandLine.Normalize(args));
 builder.AddServiceDefaults();
 builder.AddEngineSidecar();
 var app = builder.Build();

@@ -18,7 +18,7 @@ public static class SidecarHostingExtensions
     internal const string EngineClientName = "engine";
 
     /// <summary>
-    /// Reads the <c>Sidecar:</c> section (plus seed 002's <c>DYNAMIC_LORA_ROLLOUT_CONFIG</c>), validates it and
+    /// Reads the <c>Sidecar:</c> section (plus the lora-syncer's <c>DYNAMIC_LORA_ROLLOUT_CONFIG</c>), validates it and
     /// registers the gRPC service, the reconciler, the artifact cache and, in file mode, the config file watcher.
     /// Kestrel's endpoints come from <c>Kestrel:Endpoints:Http</c> and <c>Kestrel:Endpoints:Grpc</c> (Protocols=Http2).
     /// </summary>

@@ -6,7 +6,7 @@ namespace HybridServing.Contracts.Resources;
 
 /// <summary>
 /// A set of LoRA adapters for one base model, from one source, with placement wishes.
-/// The spec is a superset of seed 003's <c>LoraAdapter</c>: that example works with only
+/// The spec is a superset of the vLLM production-stack proposal's <c>LoraAdapter</c>: that example works with only
 /// <c>apiVersion</c> changed. This C# type is the source of truth for the CRD in <c>k8s/crds/</c>.
 /// </summary>
 public sealed class LoraAdapter : IKubernetesObject<V1ObjectMeta>, ISpec<LoraAdapterSpec>, IStatus<LoraAdapterStatus?>
@@ -243,11 +243,11 @@ public sealed class PodAssignment
     [JsonPropertyName("node")]
     public string? Node { get; set; }
 
-    /// <summary>Names of the adapters placed on this pod, as seed 003's status shows them (whatever their state).</summary>
+    /// <summary>Names of the adapters placed on this pod, as the production-stack proposal's status shows them (whatever their state).</summary>
     [JsonPropertyName("adapters")]
     public IList<string> Adapters { get; set; } = [];
 
-    /// <summary>Each placed adapter's state on this pod (our addition: seed 003 has only the names).</summary>
+    /// <summary>Each placed adapter's state on this pod (our addition: the production-stack proposal has only the names).</summary>
     [JsonPropertyName("adapterStates")]
     public IList<PodAdapterState> AdapterStates { get; set; } = [];
 }

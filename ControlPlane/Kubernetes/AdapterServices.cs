@@ -20,7 +20,7 @@ internal sealed record DesiredAdapterService(
     IReadOnlyList<AdapterServiceEndpoint> Endpoints);
 
 /// <summary>
-/// Seed 001's service discovery: a selector-less Service per loaded adapter name and an EndpointSlice naming the
+/// AIBrix-style per-adapter service discovery: a selector-less Service per loaded adapter name and an EndpointSlice naming the
 /// engine pods where it is Loaded. <see cref="Desired"/> is pure; <see cref="SyncAsync"/> lists what exists (by
 /// our managed-by labels), diffs and applies through the mutation budget, and writes nothing when nothing changed.
 /// </summary>

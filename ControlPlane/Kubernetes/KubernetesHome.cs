@@ -359,7 +359,7 @@ internal sealed partial class KubernetesHome : IControlPlaneHome, IAsyncDisposab
                 if (p.TryGetProperty("adapters", out var pa) && pa.ValueKind == JsonValueKind.Array)
                     foreach (var a in pa.EnumerateArray())
                     {
-                        // Names (seed 003's shape); objects with a name as an older status wrote them.
+                        // Names (the production-stack proposal's shape); objects with a name as an older status wrote them.
                         if (a.ValueKind == JsonValueKind.String && a.GetString() is { } s) names.Add(s);
                         else if (a.ValueKind == JsonValueKind.Object && a.TryGetProperty("name", out var n) && n.GetString() is { } o) names.Add(o);
                     }

@@ -81,7 +81,7 @@ internal sealed class KubernetesHomeOptions
     public TimeSpan StatusSettleTimeout { get; set; } = TimeSpan.FromSeconds(20);
 
     /// <summary>
-    /// Opt-in (seed 001's service discovery): the leader keeps, for every adapter name loaded on some engine, a
+    /// Opt-in (AIBrix-style per-adapter service discovery): the leader keeps, for every adapter name loaded on some engine, a
     /// selector-less Service and an EndpointSlice listing the pods that hold it, so that plain Kubernetes tools
     /// (kubectl, DNS, service meshes) see each adapter's engines. Off by default: it needs RBAC on services and
     /// endpointslices and writes objects users did not ask for.

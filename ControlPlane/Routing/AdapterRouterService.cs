@@ -6,7 +6,7 @@ using HybridServing.ControlPlane.Reconciliation;
 namespace HybridServing.ControlPlane.Routing;
 
 /// <summary>
-/// The router integration API (seed 003) over gRPC. Reads come from the published routing table, so
+/// The router integration API of the vLLM production-stack LoraAdapter proposal, over gRPC. Reads come from the published routing table, so
 /// every answer is consistent with what WatchRoutes streams.
 /// </summary>
 internal sealed partial class AdapterRouterService(RoutingTableStore routes, Reconciler reconciler, DemandTracker demand, IHostApplicationLifetime lifetime, ILogger<AdapterRouterService> logger)

@@ -7,7 +7,7 @@ internal enum AdapterSourceKind { Local, Http, S3, Hub }
 /// <summary>
 /// A parsed adapter source. Forms: an absolute local path or <c>file://</c> URI; <c>http(s)://</c> base URL of a
 /// directory holding the PEFT files; <c>s3://bucket/prefix</c>; <c>hf://</c> or <c>huggingface://org/repo[/subfolder][@revision]</c>;
-/// and, as vLLM and seed 002 accept it, a bare Hub repo id <c>org/repo</c>.
+/// and, as vLLM and the lora-syncer accept it, a bare Hub repo id <c>org/repo</c>.
 /// </summary>
 internal sealed partial record AdapterSource(
     AdapterSourceKind Kind,
@@ -54,7 +54,7 @@ internal sealed partial record AdapterSource(
         var schemeEnd = source.IndexOf("://", StringComparison.Ordinal);
         if (schemeEnd < 0)
         {
-            // vLLM treats a non-path lora_path as a Hub repo id; seed 002's example relies on that.
+            // vLLM treats a non-path lora_path as a Hub repo id; the lora-syncer's example relies on that.
             if (RepoId().IsMatch(source) && !source.Contains(".."))
                 return new AdapterSource(AdapterSourceKind.Hub, source, Repo: source);
             throw Invalid(source, "it is neither an absolute path, a URI (file, http, https, s3, hf, huggingface) nor a Hub repo id 'org/name'");

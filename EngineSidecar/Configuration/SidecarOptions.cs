@@ -56,7 +56,7 @@ internal sealed class SidecarOptions
 
     public double EngineHealthTimeoutSeconds { get; set; } = 300;
     public double EngineHealthIntervalSeconds { get; set; } = 2;
-    /// <summary>Forced full reconcile period (seed 002's <c>--reconcile-trigger</c>).</summary>
+    /// <summary>Forced full reconcile period (the lora-syncer's <c>--reconcile-trigger</c>).</summary>
     public double ReconcileIntervalSeconds { get; set; } = 5;
     /// <summary>How often the engine's <c>/health</c>, <c>/v1/models</c> and <c>/metrics</c> are polled
     /// for drift and load. Small, because a restarted engine must get its adapters back within seconds.</summary>
@@ -70,15 +70,15 @@ internal sealed class SidecarOptions
     public KubernetesAccessOptions Kubernetes { get; set; } = new();
     public SourcesOptions Sources { get; set; } = new();
 
-    /// <summary>File mode (seed 002): the desired set comes from this vLLMLoRAConfig YAML file.</summary>
+    /// <summary>File mode (as in the lora-syncer): the desired set comes from this vLLMLoRAConfig YAML file.</summary>
     public string? ConfigFile { get; set; }
 
-    /// <summary><c>grpc</c> or <c>file</c>. Unset: <c>file</c> when ConfigFile is set, or when seed 002's flags were used
+    /// <summary><c>grpc</c> or <c>file</c>. Unset: <c>file</c> when ConfigFile is set, or when the lora-syncer's flags were used
     /// and no EngineUrl is known; else <c>grpc</c>. File mode without ConfigFile reads /config/configmap.yaml.</summary>
     public string? Mode { get; set; }
 
-    /// <summary>Seed 002's flags were on the command line (set by SeedCommandLine).</summary>
-    public bool SeedFlags { get; set; }
+    /// <summary>The lora-syncer's flags were on the command line (set by LoraSyncerCommandLine).</summary>
+    public bool LoraSyncerFlags { get; set; }
 
     /// <summary>With validation, an invalid config file is refused as a whole; without, bad entries are skipped.</summary>
     public bool ConfigValidation { get; set; } = true;
@@ -86,7 +86,7 @@ internal sealed class SidecarOptions
     public const string DefaultConfigFile = "/config/configmap.yaml";
 
     public bool FileMode => Mode is { Length: > 0 } mode ? string.Equals(mode, "file", StringComparison.OrdinalIgnoreCase)
-        : !string.IsNullOrWhiteSpace(ConfigFile) || (SeedFlags && string.IsNullOrWhiteSpace(EngineUrl));
+        : !string.IsNullOrWhiteSpace(ConfigFile) || (LoraSyncerFlags && string.IsNullOrWhiteSpace(EngineUrl));
     public string EffectiveConfigFile => string.IsNullOrWhiteSpace(ConfigFile) ? DefaultConfigFile : ConfigFile;
 
     public static TimeSpan Seconds(double value) => TimeSpan.FromSeconds(value);

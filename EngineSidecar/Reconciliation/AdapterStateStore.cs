@@ -28,7 +28,7 @@ internal enum UnloadScope
     ExplicitOnly,
     /// <summary>EnsureAdapters: everything not in the set.</summary>
     AllUndesired,
-    /// <summary>File mode (seed 002): only the names listed in ensureNotExist.</summary>
+    /// <summary>File mode (as in the lora-syncer): only the names listed in ensureNotExist.</summary>
     Listed,
 }
 

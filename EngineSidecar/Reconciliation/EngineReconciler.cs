@@ -84,7 +84,7 @@ internal sealed class EngineReconciler(
         return info;
     });
 
-    /// <summary>Waits, bounded, for the engine's first healthy answer (seed 002's --health-check-timeout).</summary>
+    /// <summary>Waits, bounded, for the engine's first healthy answer (the lora-syncer's --health-check-timeout).</summary>
     private async Task<bool> WaitForHealthAsync(CancellationToken stoppingToken)
     {
         var timeout = SidecarOptions.Seconds(options.EngineHealthTimeoutSeconds);
@@ -102,7 +102,7 @@ internal sealed class EngineReconciler(
             if (time.GetElapsedTime(started) >= timeout)
             {
                 Log.EngineHealthTimeout(logger, engine.BaseAddress.ToString(), timeout.TotalSeconds);
-                // Like seed 002's sidecar: exit non-zero and let the pod's restart policy (or the AppHost) act.
+                // Like the lora-syncer's sidecar: exit non-zero and let the pod's restart policy (or the AppHost) act.
                 Environment.ExitCode = 1;
                 lifetime.StopApplication();
                 return false;

@@ -14,7 +14,7 @@ namespace HybridServing.EngineSidecar.RolloutFile;
 /// File mode: the desired set comes from a vLLMLoRAConfig file. Changes are picked up by a directory watcher and,
 /// because Kubernetes updates a mounted ConfigMap by swapping the <c>..data</c> symlink (which some watchers
 /// miss), also by comparing the file's content hash every reconcile interval.
-/// Seed 002 semantics: ensureExist is loaded, ensureNotExist is unloaded, anything else on the engine is left
+/// The lora-syncer's semantics: ensureExist is loaded, ensureNotExist is unloaded, anything else on the engine is left
 /// alone, and a name in both lists is reported and skipped.
 /// </summary>
 internal sealed class ConfigFileSource(
@@ -139,7 +139,7 @@ internal sealed class ConfigFileSource(
     }
 
     /// <summary>The engine URL in file mode when Sidecar:EngineUrl is not set: the file's host and port
-    /// (defaults localhost:8000, as in seed 002).</summary>
+    /// (defaults localhost:8000, as in the lora-syncer).</summary>
     public static Uri EngineUrlFromFile(string path, bool validate)
     {
         try

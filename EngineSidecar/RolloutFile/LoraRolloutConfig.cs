@@ -4,11 +4,11 @@ using YamlDotNet.RepresentationModel;
 
 namespace HybridServing.EngineSidecar.RolloutFile;
 
-/// <summary>One adapter entry of <c>ensureExist</c> / <c>ensureNotExist</c>; <c>toRemove: true</c> (seed 002) asks for it to be unloaded.</summary>
+/// <summary>One adapter entry of <c>ensureExist</c> / <c>ensureNotExist</c>; <c>toRemove: true</c> (as in the lora-syncer) asks for it to be unloaded.</summary>
 internal sealed record RolloutModel(string Id, string Source, string? BaseModel, bool ToRemove = false);
 
 /// <summary>
-/// Seed 002's <c>vLLMLoRAConfig</c> file, accepted as is: <c>host</c>, <c>port</c>, <c>name</c>,
+/// The lora-syncer's <c>vLLMLoRAConfig</c> file, accepted as is: <c>host</c>, <c>port</c>, <c>name</c>,
 /// <c>defaultBaseModel</c>, <c>ensureExist.models[{id, source, base-model, toRemove}]</c>, <c>ensureNotExist.models[...]</c>.
 /// A whole ConfigMap manifest whose <c>data</c> holds such a document is accepted too.
 /// </summary>

@@ -110,7 +110,7 @@ public static class KubernetesManifests
                     new V1PolicyRule { ApiGroups = [""], Resources = ["pods"], Verbs = ["get", "list", "watch"] },
                     // Source credentials named by credentialsSecretRef.
                     new V1PolicyRule { ApiGroups = [""], Resources = ["secrets"], Verbs = ["get"] },
-                    // Optional per-adapter Service + EndpointSlice (seed 001's service discovery).
+                    // Optional per-adapter Service + EndpointSlice (AIBrix-style per-adapter service discovery).
                     new V1PolicyRule { ApiGroups = [""], Resources = ["services"], Verbs = ["get", "list", "watch", "create", "update", "patch", "delete"] },
                     new V1PolicyRule { ApiGroups = ["discovery.k8s.io"], Resources = ["endpointslices"], Verbs = ["get", "list", "watch", "create", "update", "patch", "delete"] },
                     new V1PolicyRule { ApiGroups = ["", "events.k8s.io"], Resources = ["events"], Verbs = ["create", "patch", "update"] },

@@ -8,7 +8,7 @@ using HybridServing.Bench.Results;
 namespace HybridServing.Bench.Commands;
 
 /// <summary>
-/// <c>engine-rate</c> (issue 3 item 7): the request rate one MockEngine sustains in <c>--mock-zero-latency</c>
+/// <c>engine-rate</c>: the request rate one MockEngine sustains in <c>--mock-zero-latency</c>
 /// mode, so that it is never the bottleneck of the gateway benchmark. The engine is a separate process;
 /// the load generator shares the machine with it, so the figure is a lower bound of the engine's capacity.
 /// </summary>

@@ -9,7 +9,7 @@ using HybridServing.Bench.Results;
 namespace HybridServing.Bench.Commands;
 
 /// <summary>
-/// <c>gateway-overhead</c> (docs/benchmarks.md §2, issue 6 item 9): the same load against the engine directly,
+/// <c>gateway-overhead</c> (docs/benchmarks.md §2): the same load against the engine directly,
 /// a plain YARP pass-through and the HybridServing Gateway with full routing (tenant API key, model
 /// resolution, endpoint picking, metrics), all in one run; then the gateway's working set with many
 /// concurrent streams held open, against the pass-through's.

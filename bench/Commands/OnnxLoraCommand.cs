@@ -10,7 +10,7 @@ using HybridServing.MockEngine.Onnx;
 namespace HybridServing.Bench.Commands;
 
 /// <summary>
-/// <c>onnx-lora</c> (issue 14): what real multi-LoRA costs on the MockEngine's ONNX backend. Decode steps of
+/// <c>onnx-lora</c>: what real multi-LoRA costs on the MockEngine's ONNX backend. Decode steps of
 /// the tiny transformer (ONNX Runtime, CPU, one intra-op thread) for each batch size with 0, 1 or 4
 /// distinct adapters spread over the rows, in-process; every configuration runs in each repeat in
 /// turn, so the base model is measured in the same run and under the same load as the adapters.

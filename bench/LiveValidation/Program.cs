@@ -11,7 +11,7 @@ using HybridServing.LiveValidation.Live;
 using HybridServing.LiveValidation.Reporting;
 using HybridServing.LiveValidation.Workload;
 
-// Issue 7, item 6: the same seeded workload through the live stack (real processes, real HTTP,
+// The same seeded workload through the live stack (real processes, real HTTP,
 // compressed time) and through the cluster simulator; TTFT and the policies' ranking compared.
 ValidationOptions? options;
 try

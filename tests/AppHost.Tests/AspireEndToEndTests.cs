@@ -80,7 +80,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
               deploymentConfig:
                 loadOnStartup: false
             """);
-        // Seed 003's example shape with a local repository outside every allowed root: refused in status
+        // The production-stack proposal's example shape with a local repository outside every allowed root: refused in status
         // at once, naming the option that allows it, while the other LoraAdapter is served.
         var outside = _dir.Combine("elsewhere");
         TestAdapters.Write(outside, "e2e-outside", rank: 8);

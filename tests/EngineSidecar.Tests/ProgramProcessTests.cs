@@ -49,9 +49,9 @@ public sealed class ProgramProcessTests
     }
 
     [Fact]
-    public async Task Seed_002_deployment_flags_alone_start_file_mode_on_the_default_config_path()
+    public async Task Lora_syncer_deployment_flags_alone_start_file_mode_on_the_default_config_path()
     {
-        // The seed's Deployment passes only its own flags (no Sidecar:Mode, no engine URL): file mode,
+        // The lora-syncer's Deployment passes only its own flags (no Sidecar:Mode, no engine URL): file mode,
         // /config/configmap.yaml, the engine the file names (here absent: localhost:8000, not answering).
         using var dir = new TempDirectory("proc2");
         var (code, output) = await RunSidecarAsync(TimeSpan.FromSeconds(30),
@@ -64,9 +64,9 @@ public sealed class ProgramProcessTests
     }
 
     [Fact]
-    public async Task Seed_002_file_with_a_non_default_port_and_a_relative_config_path_loads_through_a_real_MockEngine()
+    public async Task Lora_syncer_file_with_a_non_default_port_and_a_relative_config_path_loads_through_a_real_MockEngine()
     {
-        // Issue 11 as reported: the seed's command line, a config naming another port, local adapter paths.
+        // A reported case: the lora-syncer's command line, a config naming another port, local adapter paths.
         using var dir = new TempDirectory("proc3");
         const string baseModel = "meta-llama/Llama-3.1-8B-Instruct";
         var adapters = dir.Combine("adapters");

@@ -16,7 +16,7 @@ internal sealed record AutoscaleOutcome(AutoscaleOptions Options, IReadOnlyList<
 
 internal static class AutoscaleExperiment
 {
-    /// <summary>Issue 13's target: within this many points of static's SLO attainment…</summary>
+    /// <summary>The target: within this many points of static's SLO attainment…</summary>
     public const double SloPointsBehindStatic = 1;
     /// <summary>…at no more than this share of its engine-hours.</summary>
     public const double EngineHoursShareOfStatic = 0.6;
@@ -50,7 +50,7 @@ internal static class AutoscaleExperiment
         File.WriteAllText(Path.Combine(dir, "results.md"), Markdown(outcome, command));
         File.WriteAllText(Path.Combine(dir, "results.json"), JsonSerializer.Serialize(new
         {
-            benchmark = "issue 13 item 7: the Autoscaler in the cluster simulator (virtual time)",
+            benchmark = "the Autoscaler in the cluster simulator (virtual time)",
             command,
             setup = outcome.Options.Describe(),
             requests = outcome.Requests,
@@ -85,7 +85,7 @@ internal static class AutoscaleExperiment
     {
         var o = b.Options;
         var sb = new StringBuilder();
-        sb.AppendLine("# Autoscaling in the cluster simulator (issue 13 item 7)").AppendLine();
+        sb.AppendLine("# Autoscaling in the cluster simulator").AppendLine();
         sb.AppendLine(F($"`{command}` — {o.Describe()}; {b.Requests} requests; wall {b.WallSeconds:0} s.")).AppendLine();
         sb.AppendLine(F($"SLO attainment = share of requests with TTFT ≤ {o.Cluster.SloTtft} s and TPOT ≤ {o.Cluster.SloTpot * 1000:0} ms (rejected and unfinished requests fail). Engine-hours: engines awake, waking or draining, in virtual hours of the {o.Day} s day.")).AppendLine();
         sb.AppendLine("| policy | SLO attainment | P99 TTFT (s) | P99 TPOT (ms) | engine-hours | × static | engines min–max | wakes / sleeps | rejected (night) | night requests held |");

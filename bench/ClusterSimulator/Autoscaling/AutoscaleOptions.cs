@@ -16,7 +16,7 @@ internal static class ScalingPolicyNames
 }
 
 /// <summary>
-/// The autoscaling experiment (issue 13 item 7): a compressed diurnal day with a flash crowd and a quiet
+/// The autoscaling experiment: a compressed diurnal day with a flash crowd and a quiet
 /// night on a pool of at most <c>Cluster.Engines</c> engines. Every knob is a flag of <c>autoscale</c>.
 /// </summary>
 internal sealed record AutoscaleOptions

@@ -88,7 +88,7 @@ internal sealed record SimulationOptions
     public double RecoveryWindow { get; init; } = 5;
     public string Output { get; init; } = Path.Combine("bench", "results", "cluster-sim");
     public int Parallelism { get; init; } = Environment.ProcessorCount;
-    /// <summary>Also run the knee search for other Zipf exponents and engine counts (issue 7, item 5).</summary>
+    /// <summary>Also run the knee search for other Zipf exponents and engine counts.</summary>
     public IReadOnlyList<double> TuningZipf { get; init; } = [];
     public IReadOnlyList<int> TuningEngines { get; init; } = [];
 

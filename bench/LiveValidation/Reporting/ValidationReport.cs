@@ -28,7 +28,7 @@ internal sealed record ValidationReport(
     {
         var o = Options;
         var md = new StringBuilder();
-        md.AppendLine("# Live validation: the live stack against the cluster simulator (issue 7, item 6)").AppendLine();
+        md.AppendLine("# Live validation: the live stack against the cluster simulator").AppendLine();
         md.AppendLine($"Workload (both sides): {Workload}. Adapters: q_proj/v_proj PEFT files for Llama-3.1-8B, {BytesPerRank / 1e6:0.###} MB per unit of rank (the simulator charges the same sizes). " +
             $"Live: {o.Engines} MockEngines (profile h100-llama3-8b, `--mock-time-scale {o.TimeScale.ToString(Inv)}`), one EngineSidecar each, the ControlPlane (local home) and the Gateway, " +
             $"each its own process on {Environment.ProcessorCount} shared cores, over HTTP on 127.0.0.1; requests are OpenAI streaming completions through the gateway. " +

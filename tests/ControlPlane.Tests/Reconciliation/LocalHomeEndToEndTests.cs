@@ -58,7 +58,7 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task Seed_example_reaches_Ready_is_routable_and_removing_its_file_unloads_it_everywhere()
     {
-        // Seed 003's example with apiVersion changed, type local, and the pattern expanded.
+        // The production-stack proposal's example with apiVersion changed, type local, and the pattern expanded.
         Manifests_.Write(Manifests, "support.yaml", """
             apiVersion: hybridserving.io/v1alpha1
             kind: LoraAdapter
@@ -263,7 +263,7 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task A_refusal_retrying_cannot_fix_shows_in_status_at_once_and_is_not_Loading()
     {
-        // Issue 11: every sidecar refuses the load with a non-retryable reason (its local roots do not hold the path).
+        // Every sidecar refuses the load with a non-retryable reason (its local roots do not hold the path).
         foreach (var s in _sidecars) s.RefuseAdapters["support-en"] = ("PathNotAllowed", "Local adapter path '/x/support-en' is refused: adapter paths are confined to /m (Sidecar:AllowedLocalRoots).");
         Manifests_.Write(Manifests, "one.yaml", Manifests_.Adapter("one", "./adapters", adapters: ["support-en"]));
         var host = await Start();
@@ -289,7 +289,7 @@ public sealed class LocalHomeEndToEndTests : IAsyncLifetime
     [Fact]
     public async Task A_local_repository_outside_the_allowed_roots_is_refused_by_the_control_plane_naming_the_option()
     {
-        // Issue 11: seed 003's example with type local and a repository outside the manifests folder.
+        // The production-stack proposal's example with type local and a repository outside the manifests folder.
         var outside = _dir.Combine("elsewhere");
         TestAdapters.Write(outside, "support-en", 8);
         Manifests_.Write(Manifests, "far.yaml", Manifests_.Adapter("far", outside, pattern: "support-*"));

@@ -40,7 +40,7 @@ public sealed class LoraAdapterValidatorTests
     public void Valid_spec_passes() => Assert.Null(Check(Valid));
 
     [Fact]
-    public void An_empty_explicit_list_is_no_list_as_in_seed_003() =>
+    public void An_empty_explicit_list_is_no_list_as_in_the_production_stack_proposal() =>
         Assert.Null(Check(Valid.Replace("    pattern: \"support-*\"", "    pattern: \"support-*\"\n    adapters: []", StringComparison.Ordinal)));
 
     [Theory]

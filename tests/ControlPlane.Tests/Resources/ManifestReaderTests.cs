@@ -29,9 +29,9 @@ public sealed class ManifestReaderTests
     }
 
     [Fact]
-    public void Seed_003_example_reads_with_only_apiVersion_changed()
+    public void Production_stack_proposal_example_reads_with_only_apiVersion_changed()
     {
-        var seed = Sources.RemoteSourceEndToEndTests.Seed003Example.Replace("production-stack.vllm-project/v1alpha1", "hybridserving.io/v1alpha1", StringComparison.Ordinal);
+        var seed = Sources.RemoteSourceEndToEndTests.ProductionStackExample.Replace("production-stack.vllm-project/v1alpha1", "hybridserving.io/v1alpha1", StringComparison.Ordinal);
         var doc = Assert.Single(ManifestReader.Read("seed.yaml", seed).Documents);
         Assert.Null(doc.Error);
         Assert.Equal("true", doc.Adapter!.Spec.DeploymentConfig!.PodSelector!.MatchLabels["lora-enabled"]);

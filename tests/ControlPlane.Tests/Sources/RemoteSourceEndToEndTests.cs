@@ -115,8 +115,8 @@ public sealed class RemoteSourceEndToEndTests : IAsyncLifetime
         await _host.WaitForAsync("web", a => a.Status?.LoadedAdapters?.Count == 1);
     }
 
-    /// <summary>Seed 003's LoraAdapter example, character for character (its status included).</summary>
-    internal const string Seed003Example = """
+    /// <summary>The production-stack proposal's LoraAdapter example, character for character (its status included).</summary>
+    internal const string ProductionStackExample = """
         apiVersion: production-stack.vllm-project/v1alpha1
         kind: LoraAdapter
         metadata:
@@ -155,16 +155,16 @@ public sealed class RemoteSourceEndToEndTests : IAsyncLifetime
         """;
 
     [Fact]
-    public async Task Seed_003_example_with_only_apiVersion_changed_validates_and_reaches_Ready()
+    public async Task Production_stack_proposal_example_with_only_apiVersion_changed_validates_and_reaches_Ready()
     {
-        var yaml = Seed003Example.Replace("apiVersion: production-stack.vllm-project/v1alpha1", "apiVersion: hybridserving.io/v1alpha1", StringComparison.Ordinal);
-        Assert.Equal(1, yaml.Split('\n').Zip(Seed003Example.Split('\n')).Count(p => p.First != p.Second));
+        var yaml = ProductionStackExample.Replace("apiVersion: production-stack.vllm-project/v1alpha1", "apiVersion: hybridserving.io/v1alpha1", StringComparison.Ordinal);
+        Assert.Equal(1, yaml.Split('\n').Zip(ProductionStackExample.Split('\n')).Count(p => p.First != p.Second));
         var doc = Assert.Single(HybridServing.ControlPlane.Resources.ManifestReader.Read("seed.yaml", yaml).Documents);
         Assert.Null(doc.Error);
         Assert.Empty(HybridServing.ControlPlane.Resources.LoraAdapterValidator.ValidateAll(doc.Adapter!));
         Assert.Equal(["alpaca-lora-7b"], doc.Adapter!.Status!.PodAssignments!.Single().Adapters);
 
-        // The seed's source: a private Hub repository org/repo (token in secret source-credentials) holding
+        // The proposal's source: a private Hub repository org/repo (token in secret source-credentials) holding
         // adapters in folders; pattern and prefix both apply.
         var weights = RemoteFixtures.Safetensors(4096);
         foreach (var name in new[] { "lora-alpaca-7b", "lora-alpaca-13b", "alpaca-no-prefix", "lora-other" })

@@ -6,7 +6,7 @@ using HybridServing.TestKit;
 
 namespace HybridServing.EngineSidecar.Tests.Artifacts;
 
-/// <summary>Issue 15's SSRF guard: http(s) and Hub downloads never reach loopback, link-local or private addresses unless allowed.</summary>
+/// <summary>The SSRF guard: http(s) and Hub downloads never reach loopback, link-local or private addresses unless allowed.</summary>
 public sealed class SsrfGuardTests
 {
     [Theory]

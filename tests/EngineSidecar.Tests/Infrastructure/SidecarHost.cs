@@ -59,7 +59,7 @@ internal sealed class SidecarHost : IAsyncDisposable
     {
         var httpPort = Ports.GetFree();
         var grpcPort = Ports.GetFree();
-        var builder = WebApplication.CreateBuilder(HybridServing.EngineSidecar.RolloutFile.SeedCommandLine.Normalize(args ?? []));
+        var builder = WebApplication.CreateBuilder(HybridServing.EngineSidecar.RolloutFile.LoraSyncerCommandLine.Normalize(args ?? []));
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>(settings)
         {
             ["Kestrel:Endpoints:Http:Url"] = $"http://127.0.0.1:{httpPort}",

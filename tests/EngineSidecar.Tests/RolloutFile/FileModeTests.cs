@@ -10,7 +10,7 @@ using HybridServing.TestKit;
 
 namespace HybridServing.EngineSidecar.Tests.RolloutFile;
 
-/// <summary>Seed 002's file mode end to end: its own example config, a Hub, a MockEngine, and a ConfigMap update.</summary>
+/// <summary>The lora-syncer's file mode end to end: its own example config, a Hub, a MockEngine, and a ConfigMap update.</summary>
 public sealed class FileModeTests
 {
     // rename(2) replaces ..data atomically, as the kubelet's os.Rename does; File.Move cannot replace a directory link.
@@ -39,7 +39,7 @@ public sealed class FileModeTests
     }
 
     [Fact]
-    public async Task Seed_002_example_loads_from_the_hub_and_configmap_updates_are_followed()
+    public async Task Lora_syncer_example_loads_from_the_hub_and_configmap_updates_are_followed()
     {
         using var dir = new TempDirectory("fm");
         const string baseModel = "meta-llama/Llama-3.1-8B-Instruct";
@@ -48,7 +48,7 @@ public sealed class FileModeTests
         hub.AddAdapter("Kawon/llama3.1-food-finetune_v14_r8/resolve/main", food);
         await using var engine = await MockEngineHost.StartAsync("--model", baseModel, "--enable-lora", "--max-loras", "4");
 
-        // The seed's example exactly, with only the port pointed at this test's engine.
+        // The lora-syncer's example exactly, with only the port pointed at this test's engine.
         var mount = Directory.CreateDirectory(dir.Combine("config")).FullName;
         var seed = RolloutConfigTests.MountedSeedFile();
         WriteConfigMap(mount, "1", seed.Replace("port: 8000", $"port: {engine.Port}"));
@@ -63,7 +63,7 @@ public sealed class FileModeTests
         Assert.Equal(["food-review-1", "food-review-2"], await EngineAdaptersAsync(engine.BaseUrl));
         Assert.Equal(state.Adapters[0].LocalPath, state.Adapters[1].LocalPath);
         Assert.Equal(1, hub.Hits["Kawon/llama3.1-food-finetune_v14_r8/resolve/main/adapter_model.safetensors"]);
-        Assert.Equal($"http://localhost:{engine.Port}/", state.Info.EngineUrl); // the seed default host, the file's port
+        Assert.Equal($"http://localhost:{engine.Port}/", state.Info.EngineUrl); // the lora-syncer's default host, the file's port
 
         // The desired set belongs to the file: gRPC writes are refused.
         var refused = await Assert.ThrowsAsync<RpcException>(() => host.Client.EnsureAdaptersAsync(new EnsureAdaptersRequest()).ResponseAsync);
@@ -115,7 +115,7 @@ public sealed class FileModeTests
     [Fact]
     public async Task The_engine_is_the_files_host_and_port_followed_when_the_file_appears_and_changes_and_refused_local_paths_say_how_to_allow_them()
     {
-        // Issue 11: seed 002's host/port, not localhost:8000; a file that is not there yet at start is followed when it appears.
+        // The lora-syncer's host/port, not localhost:8000; a file that is not there yet at start is followed when it appears.
         using var dir = new TempDirectory("fm2");
         const string baseModel = "meta-llama/Llama-3.1-8B-Instruct";
         var adapters = dir.Combine("adapters");
@@ -176,7 +176,7 @@ public sealed class FileModeTests
         await WaitForEngineAdaptersAsync(second.BaseUrl, ["food-review-1"], "loaded on the engine the changed file names");
         Assert.Equal($"http://127.0.0.1:{second.Port}/", (await host.Client.GetInfoAsync(new GetInfoRequest())).EngineUrl);
 
-        // Seed 002's toRemove: true unloads the adapter (issue 19).
+        // The lora-syncer's toRemove: true unloads the adapter.
         File.WriteAllText(configFile, Config(second.Port).Replace($"source: {food}", $"source: {food}\n      toRemove: true"));
         await WaitForEngineAdaptersAsync(second.BaseUrl, [], "food-review-1 unloaded by toRemove: true");
     }

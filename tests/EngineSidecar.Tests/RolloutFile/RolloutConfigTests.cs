@@ -15,7 +15,7 @@ public sealed class RolloutConfigTests
     }
 
     [Fact]
-    public void Seed_002s_example_is_accepted_as_is_both_mounted_and_as_the_manifest()
+    public void Lora_syncer_example_is_accepted_as_is_both_mounted_and_as_the_manifest()
     {
         foreach (var text in new[] { MountedSeedFile(), Fixture })
         {

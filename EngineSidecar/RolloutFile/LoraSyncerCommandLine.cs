@@ -3,12 +3,12 @@ using System.Globalization;
 namespace HybridServing.EngineSidecar.RolloutFile;
 
 /// <summary>
-/// Translates seed 002's command line into configuration keys before the host parses it, so
+/// Translates the lora-syncer's command line into configuration keys before the host parses it, so
 /// <c>--config FILE --health-check-timeout 600 --reconcile-trigger 10 --config-validation</c> works as it did
 /// for the Python sidecar. Needed because .NET's command-line provider would read the bare flag
 /// <c>--config-validation</c> as taking the next argument as its value.
 /// </summary>
-internal static class SeedCommandLine
+internal static class LoraSyncerCommandLine
 {
     private static readonly Dictionary<string, string> ValueFlags = new(StringComparer.Ordinal)
     {
@@ -20,13 +20,13 @@ internal static class SeedCommandLine
     };
 
     /// <summary>Set when any seed flag was given: without Sidecar:EngineUrl the sidecar then runs in file mode,
-    /// as seed 002's Deployment (flags only) expects.</summary>
-    public const string SeedFlagsKey = "Sidecar:SeedFlags";
+    /// as the lora-syncer's Deployment (flags only) expects.</summary>
+    public const string LoraSyncerFlagsKey = "Sidecar:LoraSyncerFlags";
 
     public static string[] Normalize(string[] args)
     {
         var result = new List<string>(args.Length);
-        var seedFlags = false;
+        var syncerFlags = false;
         for (var i = 0; i < args.Length; i++)
         {
             var arg = args[i];
@@ -34,13 +34,13 @@ internal static class SeedCommandLine
             var flag = eq > 0 ? arg[..eq] : arg;
             if (flag == "--config-validation")
             {
-                // store_true in the seed; an explicit value is accepted too.
+                // store_true in the lora-syncer; an explicit value is accepted too.
                 var value = eq > 0 ? arg[(eq + 1)..]
                     : i + 1 < args.Length && bool.TryParse(args[i + 1], out _) ? args[++i] : "true";
                 if (!bool.TryParse(value, out var enabled))
                     throw new ArgumentException($"--config-validation takes true or false, not '{value}'.");
                 result.Add($"--Sidecar:ConfigValidation={enabled}");
-                seedFlags = true;
+                syncerFlags = true;
                 continue;
             }
             if (ValueFlags.TryGetValue(flag, out var key))
@@ -53,12 +53,12 @@ internal static class SeedCommandLine
                     throw new ArgumentException($"{flag} takes a positive number, not '{value}'.");
                 if (flag == "--metrics-port") value = $"http://0.0.0.0:{value}";
                 result.Add($"--{key}={value}");
-                seedFlags = true;
+                syncerFlags = true;
                 continue;
             }
             result.Add(arg);
         }
-        if (seedFlags) result.Add($"--{SeedFlagsKey}=true");
+        if (syncerFlags) result.Add($"--{LoraSyncerFlagsKey}=true");
         return [.. result];
     }
 }

@@ -6,20 +6,20 @@ using HybridServing.TestKit;
 
 namespace HybridServing.EngineSidecar.Tests.RolloutFile;
 
-public sealed class SeedCommandLineTests
+public sealed class LoraSyncerCommandLineTests
 {
     [Fact]
     public void Seed_flags_become_sidecar_keys()
     {
-        var args = SeedCommandLine.Normalize(["--health-check-timeout", "600", "--config-validation", "--health-check-interval=5",
+        var args = LoraSyncerCommandLine.Normalize(["--health-check-timeout", "600", "--config-validation", "--health-check-interval=5",
             "--reconcile-trigger", "10", "--config", "/cfg/x.yaml", "--metrics-port", "9090", "--Sidecar:PodName=p"]);
         Assert.Equal([
             "--Sidecar:EngineHealthTimeoutSeconds=600", "--Sidecar:ConfigValidation=True", "--Sidecar:EngineHealthIntervalSeconds=5",
             "--Sidecar:ReconcileIntervalSeconds=10", "--Sidecar:ConfigFile=/cfg/x.yaml", "--Kestrel:Endpoints:Http:Url=http://0.0.0.0:9090", "--Sidecar:PodName=p",
-            "--Sidecar:SeedFlags=true",
+            "--Sidecar:LoraSyncerFlags=true",
         ], args);
-        Assert.Equal(["--Sidecar:ConfigValidation=False", "--Sidecar:SeedFlags=true"], SeedCommandLine.Normalize(["--config-validation", "false"]));
-        Assert.Equal(["--Sidecar:PodName=p"], SeedCommandLine.Normalize(["--Sidecar:PodName=p"]));
+        Assert.Equal(["--Sidecar:ConfigValidation=False", "--Sidecar:LoraSyncerFlags=true"], LoraSyncerCommandLine.Normalize(["--config-validation", "false"]));
+        Assert.Equal(["--Sidecar:PodName=p"], LoraSyncerCommandLine.Normalize(["--Sidecar:PodName=p"]));
     }
 
     [Theory]
@@ -30,7 +30,7 @@ public sealed class SeedCommandLineTests
     public void Bad_seed_flags_are_refused(string flag, string? value, string expected)
     {
         string[] args = value is null ? [flag] : [flag, value];
-        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => SeedCommandLine.Normalize(args)).Message);
+        Assert.Contains(expected, Assert.Throws<ArgumentException>(() => LoraSyncerCommandLine.Normalize(args)).Message);
     }
 
     [Fact]
