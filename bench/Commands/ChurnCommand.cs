@@ -34,7 +34,7 @@ internal static class ChurnCommand
           --max-cpu-loras N   max_cpu_loras the sidecars report (max_loras is 8): each engine holds max(8, N) adapters [256]
           --load-delay S      a sidecar reports a new adapter LOADED this long after EnsureAdapters (x0.5-1.5, seeded) [0.5]
           --timeout S         stop waiting for Ready after this many seconds [300]
-          --tail S            after Ready, keep counting calls until the ControlPlane has written nothing but its Lease for 3 s, at most this long [30]
+          --tail S            after Ready, keep counting calls until the ControlPlane has written nothing but its Lease for 3 s, at most this long (≤ 3600; with --adapter-services give it the Services' time) [30]
           --adapter-services  turn on ControlPlane:Kubernetes:AdapterServices (a Service and an EndpointSlice per loaded adapter)
           --seed N            adapter weights and the sidecars' load-delay jitter [1]
           --results DIR       results folder [bench/results]
@@ -63,7 +63,7 @@ internal static class ChurnCommand
             throw new BenchUsageException($"--max-cpu-loras: {engines} engines x max({MaxLoras}, {maxCpuLoras}) = {engines * perEngine} slots cannot hold --adapters {adapterCount} (one replica each); raise --max-cpu-loras or --engines");
         var loadDelay = a.Seconds("--load-delay", 0.5, 0, 60);
         var timeout = a.Seconds("--timeout", 300, 1);
-        var tail = a.Seconds("--tail", 30, 0, 600);
+        var tail = a.Seconds("--tail", 30, 0, 3600);
         var adapterServices = a.Has("--adapter-services");
         var seed = a.Int("--seed", 1, 0);
         var resultsDir = a.String("--results", RepoPaths.DefaultResults);
