@@ -57,6 +57,31 @@ public sealed class ApiKeyStoreTests
     }
 
     [Fact]
+    public void The_keys_file_of_the_cluster_quick_start_is_read_as_it_says()
+    {
+        // docs/cluster-quickstart.md tells users to write this file into the hybridserving-api-keys Secret.
+        var root = Contracts.Resources.CrdGenerator.FindRepositoryRoot(AppContext.BaseDirectory) ?? throw new InvalidOperationException("repository root not found");
+        var doc = File.ReadAllText(Path.Combine(root, "docs", "cluster-quickstart.md")).ReplaceLineEndings("\n");
+        var start = doc.IndexOf("```yaml\n# api-keys.yaml\n", StringComparison.Ordinal);
+        Assert.True(start >= 0, "docs/cluster-quickstart.md has no ```yaml block starting with '# api-keys.yaml'");
+        start += "```yaml\n".Length;
+        var block = doc[start..doc.IndexOf("```", start, StringComparison.Ordinal)];
+        const string placeholder = "<the 64 hex characters printed above>";
+        Assert.Contains(placeholder, block);
+
+        using var dir = new TempDirectory("keys");
+        var path = dir.Combine("api-keys.yaml");
+        File.WriteAllText(path, block.Replace(placeholder, Sha("quick-start-key").ToLowerInvariant(), StringComparison.Ordinal));
+        var store = ApiKeyStore.Load(new GatewayOptions { Tenancy = { KeysFile = path } });
+        var tenant = store.Find("quick-start-key")!;
+        Assert.Equal("team-a", tenant.Name);
+        Assert.Equal(new[] { "default" }, tenant.Namespaces.Order(StringComparer.Ordinal));
+        Assert.Equal(600, tenant.RequestsPerMinute);
+        Assert.Equal(200000, tenant.TokensPerMinute);
+        Assert.Null(store.Find("another-key"));
+    }
+
+    [Fact]
     public void Reads_a_yaml_keys_file_as_written_in_a_secret()
     {
         using var dir = new TempDirectory("keys");
