@@ -33,6 +33,8 @@ public sealed class PrometheusQueries
     public string GatewaysUp { get; set; } = "up{$gateway}";
     /// <summary>The gateways' series appear at their first event, hence <c>or vector(0)</c>; <see cref="GatewaysUp"/> tells a silent gateway apart.</summary>
     public string HeldRequests { get; set; } = "sum(hybridserving_gateway_held_requests{$gateway}) or vector(0)";
-    /// <summary>A counter total; the Autoscaler uses its increase since the previous tick.</summary>
-    public string OverflowRefusals { get; set; } = "sum(hybridserving_gateway_overflows_total{$gateway,outcome=\"refused\"}) or vector(0)";
+    /// <summary>A counter total; the Autoscaler uses its increase since the previous tick. The gateway exports it as
+    /// <c>hybridserving_gateway_overflows</c> (no <c>_total</c>: its counters come through prometheus-net's meter adapter);
+    /// the name matcher takes either spelling.</summary>
+    public string OverflowRefusals { get; set; } = "sum({__name__=~\"hybridserving_gateway_overflows(_total)?\",$gateway,outcome=\"refused\"}) or vector(0)";
 }

@@ -34,8 +34,8 @@ public sealed class PrometheusSourceTests : IAsyncLifetime
                 "--mock-time-scale", "0.05", "--enable-sleep-mode", "--enable-lora", "--max-loras", "2"));
         _gateway = await KestrelApp.StartAsync(app => app.MapGet("/metrics", () => Results.Text(
             "# TYPE hybridserving_gateway_held_requests gauge\nhybridserving_gateway_held_requests 2\n" +
-            $"# TYPE hybridserving_gateway_overflows_total counter\nhybridserving_gateway_overflows_total{{outcome=\"refused\"}} {_refused}\n" +
-            "hybridserving_gateway_overflows_total{outcome=\"served\"} 9\n", "text/plain")));
+            $"# TYPE hybridserving_gateway_overflows counter\nhybridserving_gateway_overflows{{outcome=\"refused\"}} {_refused}\n" +
+            "hybridserving_gateway_overflows{outcome=\"served\"} 9\n", "text/plain")));
         _prometheus = await PrometheusServer.StartAsync(
             new PrometheusServer.Job("engines", [.. _engines.Select(e => e.BaseUrl)], new Dictionary<string, string> { ["pool"] = "default" }),
             new PrometheusServer.Job("gateway", [_gateway.BaseUrl]));
