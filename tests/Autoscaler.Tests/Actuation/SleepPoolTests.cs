@@ -133,9 +133,10 @@ public sealed class SleepPoolTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// A ControlPlane answering the drain API as documented (ControlPlane/README.md): /v1/status names the
-    /// engines, a drain is pending for its first two polls, then done. Every call is recorded with whether the
-    /// engine slept at that moment.
+    /// A ControlPlane answering the drain API by engine URL as documented (ControlPlane/README.md): the engine
+    /// whose URL is <c>engineUrl</c> (here compared as the autoscaler sends it; the ControlPlane's canonical
+    /// matching has its own tests), 404 for any other; a drain is pending for its first two polls, then done.
+    /// Every call is recorded with whether the engine slept at that moment.
     /// </summary>
     private async Task<(KestrelApp App, List<string> Calls)> ControlPlane(int status = 200)
     {
@@ -143,20 +144,20 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var polls = 0;
         var app = await KestrelApp.StartAsync(app =>
         {
-            app.MapGet("/v1/status", () => Results.Json(new
+            async Task<IResult> Record(string call, string? engineUrl, Func<int, object> body)
             {
-                engines = _engines.Select((e, i) => new { name = $"engine-{i}", engineUrl = e.BaseUrl.ToString().TrimEnd('/') }),
-            }));
-            async Task<IResult> Record(string call, int engine, object body)
-            {
+                var engine = _engines.FindIndex(e => e.BaseUrl.ToString() == engineUrl);
+                if (engine < 0) return Results.Json(new { error = new { code = 404, reason = "NotFound", message = $"no engine reports engineUrl '{engineUrl}'" } }, statusCode: 404);
                 var sleeping = await IsSleeping(_engines[engine]);
                 lock (calls) calls.Add($"{call} engine-{engine} (sleeping: {sleeping})");
-                return status == 200 ? Results.Json(body) : Results.Json(new { error = new { code = status, reason = "Boom", message = "no" } }, statusCode: status);
+                return status == 200 ? Results.Json(body(engine)) : Results.Json(new { error = new { code = status, reason = "Boom", message = "no" } }, statusCode: status);
             }
-            app.MapPost("/v1/engines/engine-{i:int}/drain", (int i) => Record("POST", i, new { draining = true, pending = new[] { "a-lora" }, done = false }));
-            app.MapGet("/v1/engines/engine-{i:int}/drain", (int i) =>
-                Record("GET", i, ++polls <= 2 ? new { draining = true, pending = new[] { "a-lora" }, done = false } : new { draining = true, pending = Array.Empty<string>(), done = true }));
-            app.MapDelete("/v1/engines/engine-{i:int}/drain", (int i) => Record("DELETE", i, new { draining = false, pending = Array.Empty<string>(), done = false }));
+            const string drain = "/v1/engines/drain";
+            app.MapPost(drain, (string? engineUrl) => Record("POST", engineUrl, i => new { engine = $"engine-{i}", draining = true, pending = new[] { "a-lora" }, done = false }));
+            app.MapGet(drain, (string? engineUrl) => Record("GET", engineUrl, i => ++polls <= 2
+                ? new { engine = $"engine-{i}", draining = true, pending = new[] { "a-lora" }, done = false }
+                : new { engine = $"engine-{i}", draining = true, pending = Array.Empty<string>(), done = true }));
+            app.MapDelete(drain, (string? engineUrl) => Record("DELETE", engineUrl, i => new { engine = $"engine-{i}", draining = false, pending = Array.Empty<string>(), done = false }));
         });
         return (app, calls);
     }
@@ -189,7 +190,7 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var (loop, pool, _) = Autoscaler(controlPlane: cp.BaseUrl);
         var failed = await TicksUntil(loop, pool, "failed");
         Assert.Equal("DrainRefused", failed.ActionReason);
-        Assert.StartsWith("ControlPlane POST /v1/engines/engine-1/drain: HTTP 500 ", failed.ActionError, StringComparison.Ordinal);
+        Assert.StartsWith("ControlPlane POST /v1/engines/drain: HTTP 500 ", failed.ActionError, StringComparison.Ordinal);
         Assert.False(await IsSleeping(_engines[1]));
     }
 
