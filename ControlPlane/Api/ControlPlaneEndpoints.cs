@@ -138,6 +138,7 @@ internal static class ControlPlaneEndpoints
             lastError = v.LastError,
             engineUrl = v.EngineUrl,
             drain = model.Drained.ContainsKey(v.Endpoint.Name) ? DrainState(v.Endpoint.Name, model) : null,
+            sleeping = v.Sleeping,
             engineKind = v.Info?.EngineKind,
             baseModels = v.Info?.BaseModels.ToArray(),
             maxLoras = v.Info?.MaxLoras,
