@@ -66,11 +66,27 @@ public static class AutoscalerExtensions
     /// <summary>Maps <c>GET /v1/status</c>: every pool's last decision, its inputs and what acting on it did.</summary>
     public static WebApplication MapAutoscaler(this WebApplication app)
     {
-        app.MapGet("/v1/status", (DecisionRecorder recorder) => Results.Json(new
+        app.MapGet("/v1/status", (DecisionRecorder recorder, IOptions<AutoscalerOptions> options) => Results.Json(new
         {
+            interval = options.Value.Interval,
             pools = recorder.Latest.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new
             {
                 pool = kv.Key,
+                // The configuration in force (what Autoscaler:Pools:<pool>:* resolved to), next to what it decided.
+                policy = options.Value.Pools.TryGetValue(kv.Key, out var p) ? new
+                {
+                    actuator = p.Actuator.ToString(),
+                    minEngines = p.MinEngines,
+                    maxEngines = p.MaxEngines,
+                    targetConcurrencyPerEngine = p.TargetConcurrencyPerEngine,
+                    stableWindow = p.StableWindow,
+                    panicWindow = p.PanicWindow,
+                    scaleDownDelay = p.ScaleDownDelay,
+                    scaleDownStabilization = p.ScaleDownStabilization,
+                    scaleToZeroGrace = p.ScaleToZeroGrace,
+                    drainTimeout = p.DrainTimeout,
+                    engines = p.Engines,
+                } : null,
                 current = kv.Value.Decision.Current,
                 desired = kv.Value.Decision.Desired,
                 mode = kv.Value.Decision.Mode.ToString(),
@@ -82,6 +98,7 @@ public static class AutoscalerExtensions
                 signals = kv.Value.Decision.Signals,
                 action = kv.Value.Action,
                 actionError = kv.Value.ActionError is null ? null : new { reason = kv.Value.ActionReason, message = kv.Value.ActionError },
+                recent = recorder.Recent(kv.Key).Select(a => new { at = a.At, current = a.Current, desired = a.Desired, reason = a.Reason, action = a.Action, error = a.Error }),
             }),
         }));
         return app;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using HybridServing.Autoscaler.Decisions;
+using HybridServing.Autoscaler.Recording;
 using HybridServing.Autoscaler.Signals;
 using HybridServing.Contracts.Metrics;
 
@@ -45,13 +46,23 @@ internal sealed class SleepActuator(PoolOptions pool, HttpClient http, TimeProvi
             {
                 var started = time.GetTimestamp();
                 var moved = controlPlane is null ? null : await MoveAdaptersAsync(engine.Engine, started, ct);
-                var idle = await WaitIdleAsync(engine.Engine, started, ct);
-                await PostAsync(engine.Engine, string.Create(CultureInfo.InvariantCulture, $"sleep?level={pool.SleepLevel}"), ct);
+                bool idle;
+                try
+                {
+                    idle = await WaitIdleAsync(engine.Engine, started, ct);
+                    await PostAsync(engine.Engine, string.Create(CultureInfo.InvariantCulture, $"sleep?level={pool.SleepLevel}"), ct);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested && controlPlane is not null)
+                {
+                    // Abandoned (load came back) before it slept: the engine stays awake, so placement may use it again.
+                    using (await DrainAsync(HttpMethod.Delete, engine.Engine, CancellationToken.None)) { }
+                    throw;
+                }
                 var note = new[] { moved, idle ? null : "in-flight requests still running at the drain timeout" }.Where(n => n is not null);
                 done.Add($"slept {engine.Engine} (level {pool.SleepLevel})" + (note.Any() ? $" ({string.Join("; ", note)})" : ""));
             }
         }
-        return done.Count == 0 ? "no change" : string.Join("; ", done);
+        return done.Count == 0 ? DecisionRecorder.NoChange : string.Join("; ", done);
     }
 
     /// <summary>
@@ -62,6 +73,20 @@ internal sealed class SleepActuator(PoolOptions pool, HttpClient http, TimeProvi
     {
         using (var draining = await DrainAsync(HttpMethod.Post, engine, ct))
             if (draining is null) return "not drained: no engine in the ControlPlane reports this engineUrl";
+        try
+        {
+            return await WaitDrainedAsync(engine, started, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Abandoned mid-drain: the engine stays awake and placeable.
+            using (await DrainAsync(HttpMethod.Delete, engine, CancellationToken.None)) { }
+            throw;
+        }
+    }
+
+    private async Task<string?> WaitDrainedAsync(Uri engine, long started, CancellationToken ct)
+    {
         while (true)
         {
             using var drain = await DrainAsync(HttpMethod.Get, engine, ct)

@@ -57,6 +57,16 @@ public sealed class AutoscalerServiceTests
             if (pools.GetArrayLength() == 1 && pools[0].GetProperty("current").GetInt32() == 1 && pools[0].GetProperty("desired").GetInt32() == 1)
             {
                 Assert.Equal("default", pools[0].GetProperty("pool").GetString());
+                // The configuration in force is shown next to the decision.
+                var policy = pools[0].GetProperty("policy");
+                Assert.Equal("00:00:01", policy.GetProperty("stableWindow").GetString());
+                Assert.Equal("00:00:00.5000000", policy.GetProperty("scaleDownStabilization").GetString());
+                Assert.Equal(2, policy.GetProperty("maxEngines").GetInt32());
+                Assert.Equal("Sleep", policy.GetProperty("actuator").GetString());
+                Assert.Equal("00:00:00.2000000", doc.RootElement.GetProperty("interval").GetString());
+                // What the pool did is kept past the pass that did it: the drain once (not every pass), then the sleep.
+                var recent = pools[0].GetProperty("recent").EnumerateArray().Select(a => a.GetProperty("action").GetString()!).ToList();
+                Assert.Equal(["scaling down to 1 (draining)", $"slept {e2.BaseUrl} (level 1)"], recent);
                 break;
             }
             Assert.True(DateTime.UtcNow < deadline, "the idle engine was never put to sleep: " + pools);

@@ -45,7 +45,8 @@ public sealed class SleepPoolTests : IAsyncLifetime
         _http.Dispose();
     }
 
-    private (AutoscalerLoop Loop, PoolOptions Pool, DecisionRecorder Recorder) Autoscaler(int min = 1, Uri? controlPlane = null)
+    private (AutoscalerLoop Loop, PoolOptions Pool, DecisionRecorder Recorder) Autoscaler(int min = 1, Uri? controlPlane = null,
+        Func<IPoolActuator, IPoolActuator>? wrap = null)
     {
         var pool = new PoolOptions
         {
@@ -56,7 +57,7 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var options = new AutoscalerOptions { Pools = new() { ["default"] = pool } };
         var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
         var recorder = new DecisionRecorder(meters, NullLogger<DecisionRecorder>.Instance);
-        var actuators = new Dictionary<string, IPoolActuator> { ["default"] = new SleepActuator(pool, _http, TimeProvider.System, controlPlane) };
+        var actuators = new Dictionary<string, IPoolActuator> { ["default"] = (wrap ?? (a => a))(new SleepActuator(pool, _http, TimeProvider.System, controlPlane)) };
         var loop = new AutoscalerLoop(Options.Create(options), new PoolSignalCollector(new SignalSources(_http), null, _clock), actuators, recorder, null, _clock);
         return (loop, pool, recorder);
     }
@@ -215,6 +216,62 @@ public sealed class SleepPoolTests : IAsyncLifetime
         Assert.False(inFlight.IsCompleted);
         Assert.Equal(1, _engines[1].Inspector.Snapshot().Running);
         foreach (var r in load) Assert.Equal(200, (int)(await r).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_scale_down_abandoned_mid_drain_undrains_the_engine_in_the_controlplane()
+    {
+        var (cp, calls) = await ControlPlane();
+        await using var _ = cp;
+        var (loop, pool, _) = Autoscaler(controlPlane: cp.BaseUrl);
+        // The drain is done in the ControlPlane, but engine 1 still serves a long request: the scale-down waits for it.
+        var inFlight = Complete(_engines[1], 2000);
+        for (var i = 0; i < 500 && _engines[1].Inspector.Snapshot().Running == 0; i++) await Task.Delay(5);
+        await Ticks(loop, pool, 1);
+        for (var i = 0; i < 200 && calls.Count(c => c.StartsWith("GET", StringComparison.Ordinal)) < 3; i++) await Task.Delay(20);
+
+        var load = Enumerable.Range(0, 3).Select(_ => Complete(_engines[0], 200)).ToList();
+        for (var i = 0; i < 500 && _engines[0].Inspector.Snapshot().Running < 3; i++) await Task.Delay(5);
+        await TicksUntil(loop, pool, "abandoned");
+        // Left awake and no longer drained: placement may use it again.
+        Assert.Equal("DELETE engine-1 (sleeping: False)", calls[^1]);
+        Assert.False(await IsSleeping(_engines[1]));
+        foreach (var r in load) Assert.Equal(200, (int)(await r).StatusCode);
+    }
+
+    /// <summary>Holds every scale-down's answer until released, after the real actuator has acted.</summary>
+    private sealed class HeldActuator(IPoolActuator inner) : IPoolActuator
+    {
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Acted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<int> CurrentEnginesAsync(IReadOnlyList<EngineReading> engines, CancellationToken ct) => inner.CurrentEnginesAsync(engines, ct);
+
+        public async Task<string> ApplyAsync(ScaleDecision decision, IReadOnlyList<EngineReading> engines, CancellationToken ct)
+        {
+            var done = await inner.ApplyAsync(decision, engines, ct);
+            Acted.TrySetResult();
+            await Release.Task;
+            return done;
+        }
+    }
+
+    [Fact]
+    public async Task A_pass_that_sees_the_engine_already_asleep_before_the_scale_down_returns_does_not_call_it_abandoned()
+    {
+        HeldActuator? held = null;
+        var (loop, pool, recorder) = Autoscaler(wrap: a => held = new HeldActuator(a));
+        await Ticks(loop, pool, 1);
+        await held!.Acted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(await IsSleeping(_engines[1]));
+        // Asleep, but the scale-down has not returned yet: one engine awake is what it goes to, not load coming back.
+        var between = await Ticks(loop, pool, 1);
+        Assert.Equal(1, between.Decision.Current);
+        Assert.Equal("scaling down to 1 (draining)", between.Action);
+        held.Release.SetResult();
+        var slept = await TicksUntil(loop, pool, "slept");
+        Assert.Equal($"slept {_engines[1].BaseUrl} (level 1)", slept.Action);
+        Assert.DoesNotContain(recorder.Recent("default"), a => a.Action.StartsWith("abandoned", StringComparison.Ordinal));
     }
 
     [Fact]
