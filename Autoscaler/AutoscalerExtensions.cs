@@ -9,14 +9,13 @@ namespace HybridServing.Autoscaler;
 /// <summary>Composition root: <c>builder.AddAutoscaler()</c>, <c>app.MapAutoscaler()</c>.</summary>
 public static class AutoscalerExtensions
 {
-    /// <summary>Optional API server URL for the Deployment actuator; otherwise in-cluster config, then kubeconfig.</summary>
-    public const string ApiServerUrlKey = "Autoscaler:Kubernetes:ApiServerUrl";
-
     public static WebApplicationBuilder AddAutoscaler(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
         services.AddOptions<AutoscalerOptions>().Bind(builder.Configuration.GetSection(AutoscalerOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AutoscalerOptions>, AutoscalerOptionsValidator>();
+        // A key that binds to nothing (a typo such as StableWindw) fails the start naming it instead of being ignored.
+        services.AddSingleton<IValidateOptions<AutoscalerOptions>>(new UnknownKeysValidator(builder.Configuration));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(sp => new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1) })
         {
@@ -31,10 +30,10 @@ public static class AutoscalerExtensions
                 sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<DecisionRecorder>();
-        var apiServer = builder.Configuration[ApiServerUrlKey];
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value;
+            var apiServer = o.Kubernetes.ApiServerUrl;
             if (!o.Pools.Values.Any(p => p.Actuator == ActuatorKind.Deployment)) return new KubernetesHolder(null);
             var config = apiServer is { Length: > 0 } ? new KubernetesClientConfiguration { Host = apiServer }
                 : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()

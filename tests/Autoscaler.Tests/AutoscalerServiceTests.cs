@@ -91,4 +91,28 @@ public sealed class AutoscalerServiceTests
         var e = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
         Assert.Contains("Autoscaler:Pools:default:MaxEngines must be at least 1 (got 0).", e.Failures);
     }
+
+    [Theory]
+    [InlineData("Autoscaler:Pools:default:StableWindw", "00:00:05", "Autoscaler:Pools:default:StableWindw is not an Autoscaler configuration key (see Autoscaler/README.md).")]
+    [InlineData("Autoscaler:Intervall", "00:00:01", "Autoscaler:Intervall is not an Autoscaler configuration key (see Autoscaler/README.md).")]
+    [InlineData("Autoscaler:Prometheus:Queries:Runing", "sum(x)", "Autoscaler:Prometheus:Queries:Runing is not an Autoscaler configuration key (see Autoscaler/README.md).")]
+    [InlineData("Autoscaler:Pools:default:StableWindow", "five seconds", "Autoscaler:Pools:default:StableWindow: 'five seconds' is not a duration (hh:mm:ss, e.g. 00:00:30).")]
+    [InlineData("Autoscaler:Pools:default:MinEngines", "one", "Autoscaler:Pools:default:MinEngines: 'one' is not a whole number.")]
+    [InlineData("Autoscaler:Pools:default:Actuator", "Sleeep", "Autoscaler:Pools:default:Actuator: 'Sleeep' is not one of Sleep, Deployment.")]
+    [InlineData("Autoscaler:Pools:default:Engines:1", "engine-1", "Autoscaler:Pools:default:Engines:1: 'engine-1' is not an absolute URL.")]
+    [InlineData("Autoscaler:Pools:default:LoraAware", "yes", "Autoscaler:Pools:default:LoraAware: 'yes' is not true or false.")]
+    public async Task A_key_that_binds_to_nothing_or_a_value_that_does_not_parse_stops_the_start_naming_it(string key, string value, string expected)
+    {
+        await using var app = Build(new()
+        {
+            ["Autoscaler:Pools:default:MaxEngines"] = "1",
+            ["Autoscaler:Pools:default:Engines:0"] = "http://127.0.0.1:1/",
+            ["Autoscaler:Pools:default:EngineSelector:pool"] = "default",
+            ["Autoscaler:Kubernetes:ApiServerUrl"] = "http://127.0.0.1:1/",
+            [key] = value,
+        }, Ports.GetFree());
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => app.StartAsync());
+        var failures = Assert.IsType<OptionsValidationException>(e).Failures.ToList();
+        Assert.True(failures.Contains(expected), string.Join(" | ", failures));
+    }
 }
