@@ -9,14 +9,13 @@ namespace HybridServing.Autoscaler;
 /// <summary>Composition root: <c>builder.AddAutoscaler()</c>, <c>app.MapAutoscaler()</c>.</summary>
 public static class AutoscalerExtensions
 {
-    /// <summary>Optional API server URL for the Deployment actuator; otherwise in-cluster config, then kubeconfig.</summary>
-    public const string ApiServerUrlKey = "Autoscaler:Kubernetes:ApiServerUrl";
-
     public static WebApplicationBuilder AddAutoscaler(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
         services.AddOptions<AutoscalerOptions>().Bind(builder.Configuration.GetSection(AutoscalerOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<AutoscalerOptions>, AutoscalerOptionsValidator>();
+        // A key that binds to nothing (a typo such as StableWindw) fails the start naming it instead of being ignored.
+        services.AddSingleton<IValidateOptions<AutoscalerOptions>>(new UnknownKeysValidator(builder.Configuration));
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(sp => new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1) })
         {
@@ -31,10 +30,10 @@ public static class AutoscalerExtensions
                 sp.GetRequiredService<TimeProvider>());
         });
         services.AddSingleton<DecisionRecorder>();
-        var apiServer = builder.Configuration[ApiServerUrlKey];
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<AutoscalerOptions>>().Value;
+            var apiServer = o.Kubernetes.ApiServerUrl;
             if (!o.Pools.Values.Any(p => p.Actuator == ActuatorKind.Deployment)) return new KubernetesHolder(null);
             var config = apiServer is { Length: > 0 } ? new KubernetesClientConfiguration { Host = apiServer }
                 : KubernetesClientConfiguration.IsInCluster() ? KubernetesClientConfiguration.InClusterConfig()
@@ -66,11 +65,27 @@ public static class AutoscalerExtensions
     /// <summary>Maps <c>GET /v1/status</c>: every pool's last decision, its inputs and what acting on it did.</summary>
     public static WebApplication MapAutoscaler(this WebApplication app)
     {
-        app.MapGet("/v1/status", (DecisionRecorder recorder) => Results.Json(new
+        app.MapGet("/v1/status", (DecisionRecorder recorder, IOptions<AutoscalerOptions> options) => Results.Json(new
         {
+            interval = options.Value.Interval,
             pools = recorder.Latest.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new
             {
                 pool = kv.Key,
+                // The configuration in force (what Autoscaler:Pools:<pool>:* resolved to), next to what it decided.
+                policy = options.Value.Pools.TryGetValue(kv.Key, out var p) ? new
+                {
+                    actuator = p.Actuator.ToString(),
+                    minEngines = p.MinEngines,
+                    maxEngines = p.MaxEngines,
+                    targetConcurrencyPerEngine = p.TargetConcurrencyPerEngine,
+                    stableWindow = p.StableWindow,
+                    panicWindow = p.PanicWindow,
+                    scaleDownDelay = p.ScaleDownDelay,
+                    scaleDownStabilization = p.ScaleDownStabilization,
+                    scaleToZeroGrace = p.ScaleToZeroGrace,
+                    drainTimeout = p.DrainTimeout,
+                    engines = p.Engines,
+                } : null,
                 current = kv.Value.Decision.Current,
                 desired = kv.Value.Decision.Desired,
                 mode = kv.Value.Decision.Mode.ToString(),
@@ -82,6 +97,7 @@ public static class AutoscalerExtensions
                 signals = kv.Value.Decision.Signals,
                 action = kv.Value.Action,
                 actionError = kv.Value.ActionError is null ? null : new { reason = kv.Value.ActionReason, message = kv.Value.ActionError },
+                recent = recorder.Recent(kv.Key).Select(a => new { at = a.At, current = a.Current, desired = a.Desired, reason = a.Reason, action = a.Action, error = a.Error }),
             }),
         }));
         return app;

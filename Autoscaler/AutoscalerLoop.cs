@@ -51,7 +51,7 @@ internal sealed class AutoscalerLoop(
         var shared = await collector.ReadSharedAsync(options.Value, ct);
         var observation = await collector.ObserveAsync(name, pool, actuator, shared, ct);
         var decision = _scalers[name].Decide(observation.Signals, time.GetUtcNow());
-        var action = "no change";
+        var action = DecisionRecorder.NoChange;
         ActuationFailure? failure = observation.ActuatorFailure;
         var frozen = decision.Mode == ScaleMode.Frozen;
 
@@ -63,14 +63,15 @@ internal sealed class AutoscalerLoop(
                 pending.Cancel.Dispose();
                 (action, failure) = await pending.Work;
             }
-            else if (!frozen && decision.Desired >= decision.Current)
+            else if (!frozen && decision.Desired > pending.Desired)
             {
-                // Load came back while the engine drained: keep it (and every other) awake.
+                // Load came back while the engine drained: keep it (and every other) awake. Compared with the count the
+                // scale-down goes to, not with the engines awake now: an engine that just slept is no longer counted.
                 await pending.Cancel.CancelAsync();
-                await pending.Work;
+                var (done, doneFailure) = await pending.Work;
                 _scaleDowns.TryRemove(name, out _);
                 pending.Cancel.Dispose();
-                action = $"abandoned the scale-down to {pending.Desired}: load came back";
+                (action, failure) = done == Abandoned ? ($"abandoned the scale-down to {pending.Desired}: load came back", null) : (done, doneFailure);
             }
             else
             {
@@ -80,7 +81,7 @@ internal sealed class AutoscalerLoop(
         }
         // A frozen decision holds what runs: nothing is acted on without data. A pass that reports a finished
         // scale-down starts no new one, so its outcome (slept, failed) is what this pass records.
-        var reported = action != "no change";
+        var reported = action != DecisionRecorder.NoChange;
         if (!frozen && decision.Changes && pending is null && !(reported && decision.Desired < decision.Current))
         {
             if (decision.Desired > decision.Current)
@@ -102,8 +103,10 @@ internal sealed class AutoscalerLoop(
     {
         try { return (await actuator.ApplyAsync(decision, engines, ct), null); }
         catch (ActuatorException e) { return ("failed", new ActuationFailure(e.Reason, e.Message)); }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested) { return ("abandoned", null); }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested) { return (Abandoned, null); }
     }
+
+    private const string Abandoned = "abandoned";
 
     /// <summary>A scale-down in progress: the count it goes to, how to abandon it, and what it did.</summary>
     private sealed record PendingScaleDown(int Desired, CancellationTokenSource Cancel, Task<(string Action, ActuationFailure? Failure)> Work);

@@ -27,7 +27,16 @@ public sealed class AutoscalerOptions
     public List<Uri> GatewayUrls { get; set; } = [];
     /// <summary>Read the engines' and gateways' signals from Prometheus (PromQL) instead of their <c>/metrics</c>.</summary>
     public PrometheusOptions Prometheus { get; set; } = new();
+    /// <summary>The API server for Deployment pools.</summary>
+    public KubernetesOptions Kubernetes { get; set; } = new();
     public Dictionary<string, PoolOptions> Pools { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>The <c>Autoscaler:Kubernetes</c> section.</summary>
+public sealed class KubernetesOptions
+{
+    /// <summary>Optional API server URL for the Deployment actuator; otherwise in-cluster config, then kubeconfig.</summary>
+    public string? ApiServerUrl { get; set; }
 }
 
 /// <summary><c>Autoscaler:Pools:&lt;name&gt;</c>: one engine pool.</summary>

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using HybridServing.Autoscaler.Decisions;
+using HybridServing.Autoscaler.Recording;
 using HybridServing.Autoscaler.Signals;
 using HybridServing.Contracts.Metrics;
 
@@ -31,61 +32,65 @@ internal sealed class SleepActuator(PoolOptions pool, HttpClient http, TimeProvi
         var done = new List<string>();
         if (decision.Desired > awake.Count)
         {
-            var names = asleep.Count == 0 ? null : await ControlPlaneNamesAsync(ct);
             foreach (var engine in asleep.Take(decision.Desired - awake.Count))
             {
                 await PostAsync(engine.Engine, "wake_up", ct);
                 // Awake first, then placeable: the ControlPlane must not place adapters on a sleeping engine.
-                if (names?.GetValueOrDefault(Key(engine.Engine)) is { } name)
-                {
-                    using (await ControlPlaneAsync(HttpMethod.Delete, name, ct)) { }
-                    done.Add($"woke {engine.Engine} and undrained {name}");
-                }
-                else done.Add($"woke {engine.Engine}");
+                using var undrained = controlPlane is null ? null : await DrainAsync(HttpMethod.Delete, engine.Engine, ct);
+                done.Add(undrained is null ? $"woke {engine.Engine}" : $"woke {engine.Engine} and undrained {undrained.RootElement.GetProperty("engine").GetString()}");
             }
         }
         else if (decision.Desired < awake.Count)
         {
-            var names = await ControlPlaneNamesAsync(ct);
             foreach (var engine in Enumerable.Reverse(awake).Take(awake.Count - decision.Desired))
             {
                 var started = time.GetTimestamp();
-                var moved = names is null ? null
-                    : names.GetValueOrDefault(Key(engine.Engine)) is { } name ? await MoveAdaptersAsync(name, started, ct)
-                    : "not drained: the ControlPlane's /v1/status lists no engine with this engineUrl";
-                var idle = await WaitIdleAsync(engine.Engine, started, ct);
-                await PostAsync(engine.Engine, string.Create(CultureInfo.InvariantCulture, $"sleep?level={pool.SleepLevel}"), ct);
+                var moved = controlPlane is null ? null : await MoveAdaptersAsync(engine.Engine, started, ct);
+                bool idle;
+                try
+                {
+                    idle = await WaitIdleAsync(engine.Engine, started, ct);
+                    await PostAsync(engine.Engine, string.Create(CultureInfo.InvariantCulture, $"sleep?level={pool.SleepLevel}"), ct);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested && controlPlane is not null)
+                {
+                    // Abandoned (load came back) before it slept: the engine stays awake, so placement may use it again.
+                    using (await DrainAsync(HttpMethod.Delete, engine.Engine, CancellationToken.None)) { }
+                    throw;
+                }
                 var note = new[] { moved, idle ? null : "in-flight requests still running at the drain timeout" }.Where(n => n is not null);
                 done.Add($"slept {engine.Engine} (level {pool.SleepLevel})" + (note.Any() ? $" ({string.Join("; ", note)})" : ""));
             }
         }
-        return done.Count == 0 ? "no change" : string.Join("; ", done);
-    }
-
-    private static string Key(Uri engine) => engine.GetLeftPart(UriPartial.Path).TrimEnd('/');
-
-    /// <summary>The ControlPlane's engine names by engine URL (its <c>/v1/status</c>); null without a ControlPlane.</summary>
-    private async Task<Dictionary<string, string>?> ControlPlaneNamesAsync(CancellationToken ct)
-    {
-        if (controlPlane is null) return null;
-        var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        using var status = await ControlPlaneAsync(HttpMethod.Get, new Uri(controlPlane, "v1/status"), ct);
-        foreach (var e in status.RootElement.GetProperty("engines").EnumerateArray())
-            if (e.TryGetProperty("engineUrl", out var url) && url.ValueKind == JsonValueKind.String && Uri.TryCreate(url.GetString(), UriKind.Absolute, out var u))
-                names[Key(u)] = e.GetProperty("name").GetString()!;
-        return names;
+        return done.Count == 0 ? DecisionRecorder.NoChange : string.Join("; ", done);
     }
 
     /// <summary>
     /// Drains the engine in the ControlPlane and waits (within <c>DrainTimeout</c> from <paramref name="started"/>)
     /// until every adapter it holds is LOADED elsewhere. Returns a note for the record, null when all moved.
     /// </summary>
-    private async Task<string?> MoveAdaptersAsync(string name, long started, CancellationToken ct)
+    private async Task<string?> MoveAdaptersAsync(Uri engine, long started, CancellationToken ct)
     {
-        using (await ControlPlaneAsync(HttpMethod.Post, name, ct)) { }
+        using (var draining = await DrainAsync(HttpMethod.Post, engine, ct))
+            if (draining is null) return "not drained: no engine in the ControlPlane reports this engineUrl";
+        try
+        {
+            return await WaitDrainedAsync(engine, started, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Abandoned mid-drain: the engine stays awake and placeable.
+            using (await DrainAsync(HttpMethod.Delete, engine, CancellationToken.None)) { }
+            throw;
+        }
+    }
+
+    private async Task<string?> WaitDrainedAsync(Uri engine, long started, CancellationToken ct)
+    {
         while (true)
         {
-            using var drain = await ControlPlaneAsync(HttpMethod.Get, name, ct);
+            using var drain = await DrainAsync(HttpMethod.Get, engine, ct)
+                ?? throw new ActuatorException("DrainRefused", $"ControlPlane GET /v1/engines/drain: no engine reports engineUrl {engine} any more");
             if (drain.RootElement.GetProperty("done").GetBoolean()) return null;
             if (time.GetElapsedTime(started) >= pool.DrainTimeout)
                 return $"adapters not yet loaded elsewhere at the drain timeout: {string.Join(", ", drain.RootElement.GetProperty("pending").EnumerateArray().Select(p => p.GetString()))}";
@@ -93,15 +98,18 @@ internal sealed class SleepActuator(PoolOptions pool, HttpClient http, TimeProvi
         }
     }
 
-    private Task<JsonDocument> ControlPlaneAsync(HttpMethod method, string engine, CancellationToken ct) =>
-        ControlPlaneAsync(method, new Uri(controlPlane!, $"v1/engines/{Uri.EscapeDataString(engine)}/drain"), ct);
-
-    private async Task<JsonDocument> ControlPlaneAsync(HttpMethod method, Uri url, CancellationToken ct)
+    /// <summary>
+    /// The ControlPlane's drain API by engine URL (<c>/v1/engines/drain?engineUrl=</c>; it matches URLs canonically,
+    /// so <c>localhost</c> and <c>127.0.0.1</c> are the same engine). Null when no engine there reports this URL (404).
+    /// </summary>
+    private async Task<JsonDocument?> DrainAsync(HttpMethod method, Uri engine, CancellationToken ct)
     {
+        var url = new Uri(controlPlane!, "v1/engines/drain?engineUrl=" + Uri.EscapeDataString(engine.ToString()));
         try
         {
             using var response = await http.SendAsync(new HttpRequestMessage(method, url), ct);
             var body = await response.Content.ReadAsStringAsync(ct);
+            if (response.StatusCode == System.Net.HttpStatusCode.NotFound) return null;
             if (!response.IsSuccessStatusCode)
                 throw new ActuatorException("DrainRefused", $"ControlPlane {method} {url.AbsolutePath}: HTTP {(int)response.StatusCode} {body}");
             return JsonDocument.Parse(body);

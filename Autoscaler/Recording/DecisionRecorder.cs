@@ -7,6 +7,9 @@ namespace HybridServing.Autoscaler.Recording;
 /// <summary>The last decision of a pool and what acting on it did.</summary>
 public sealed record PoolStatus(ScaleDecision Decision, string Action, string? ActionError, string? ActionReason);
 
+/// <summary>A pass that did something (woke, slept, scaled, started or abandoned a drain, failed): what <c>/v1/status</c> keeps of the past.</summary>
+public sealed record PoolAction(DateTimeOffset At, int Current, int Desired, string Reason, string Action, string? Error);
+
 /// <summary>
 /// Records every decision with its inputs: a structured log line, the
 /// <c>hybridserving_autoscaler_desired_engines{pool}</c> gauge (and current engines), and the latest
@@ -16,7 +19,14 @@ internal sealed partial class DecisionRecorder
 {
     public const string MeterName = "HybridServing.Autoscaler";
 
+    /// <summary>The action of a pass that found nothing to do.</summary>
+    public const string NoChange = "no change";
+
+    /// <summary>How many of a pool's past actions <see cref="Recent"/> keeps.</summary>
+    public const int RecentActions = 20;
+
     private readonly ConcurrentDictionary<string, PoolStatus> _latest = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Queue<PoolAction>> _recent = new(StringComparer.Ordinal);
     private readonly ILogger<DecisionRecorder> _logger;
 
     public DecisionRecorder(IMeterFactory meters, ILogger<DecisionRecorder> logger)
@@ -31,9 +41,27 @@ internal sealed partial class DecisionRecorder
 
     public IReadOnlyDictionary<string, PoolStatus> Latest => _latest;
 
+    /// <summary>The pool's last <see cref="RecentActions"/> passes that acted or failed, oldest first (steady passes and repeats are not kept).</summary>
+    public IReadOnlyList<PoolAction> Recent(string pool)
+    {
+        if (!_recent.TryGetValue(pool, out var queue)) return [];
+        lock (queue) return [.. queue];
+    }
+
     public void Record(ScaleDecision d, string action, ActuationFailure? failure)
     {
         _latest[d.Pool] = new PoolStatus(d, action, failure?.Message, failure?.Reason);
+        if (action != NoChange || failure is not null)
+        {
+            var queue = _recent.GetOrAdd(d.Pool, _ => new Queue<PoolAction>());
+            lock (queue)
+            {
+                // A drain in progress says so every pass: kept once.
+                var repeat = failure is null && queue.Count > 0 && queue.Last() is { Error: null } last && last.Action == action;
+                if (!repeat) queue.Enqueue(new PoolAction(d.At, d.Current, d.Desired, d.Reason, action, failure?.Message));
+                while (queue.Count > RecentActions) queue.Dequeue();
+            }
+        }
         var s = d.Signals;
         LogDecision(_logger, d.Pool, d.Current, d.Desired, d.Mode, d.Reason, d.Message, d.StableConcurrency, d.PanicConcurrency,
             s?.Running ?? 0, s?.Waiting ?? 0, s?.HeldRequests ?? 0, s?.MaxKvCacheUsage ?? 0, s?.Lora.SlotBound ?? false,

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using HybridServing.Contracts.Resources;
+using HybridServing.ControlPlane.Engines;
 using HybridServing.ControlPlane.Homes;
 using HybridServing.ControlPlane.Reconciliation;
 using HybridServing.ControlPlane.Routing;
@@ -51,7 +52,31 @@ internal static class ControlPlaneEndpoints
             DrainResult(name, home.Current.Engines.Any(e => e.Name == name) ? reconciler.Model : null, StatusCodes.Status200OK));
         app.MapDelete(drain, async (string name, Reconciler reconciler, CancellationToken ct) =>
             DrainResult(name, await reconciler.UndrainAsync(name, ct), StatusCodes.Status200OK));
+        // The same by the engine's URL (what an autoscaler configured with engine URLs knows), matched canonically:
+        // localhost, 127.0.0.1 and [::1] are one host, the default port and a trailing slash do not matter.
+        const string drainByUrl = "/v1/engines/drain";
+        app.MapPost(drainByUrl, async (string? engineUrl, Reconciler reconciler, CancellationToken ct) =>
+            await ByUrl(engineUrl, reconciler, async name => DrainResult(name, await reconciler.DrainAsync(name, ct), StatusCodes.Status202Accepted)));
+        app.MapGet(drainByUrl, async (string? engineUrl, Reconciler reconciler, IControlPlaneHome home) =>
+            await ByUrl(engineUrl, reconciler, name => Task.FromResult(DrainResult(name, home.Current.Engines.Any(e => e.Name == name) ? reconciler.Model : null, StatusCodes.Status200OK))));
+        app.MapDelete(drainByUrl, async (string? engineUrl, Reconciler reconciler, CancellationToken ct) =>
+            await ByUrl(engineUrl, reconciler, async name => DrainResult(name, await reconciler.UndrainAsync(name, ct), StatusCodes.Status200OK)));
         return app;
+    }
+
+    /// <summary>Runs <paramref name="action"/> on the engine whose reported URL is <paramref name="engineUrl"/>; 400 or 404 naming it otherwise.</summary>
+    private static async Task<IResult> ByUrl(string? engineUrl, Reconciler reconciler, Func<string, Task<IResult>> action)
+    {
+        if (EngineUrls.Canonical(engineUrl) is null)
+            return Problem(400, "BadRequest", $"engineUrl: '{engineUrl}' is not an absolute http(s) URL (e.g. ?engineUrl=http://127.0.0.1:8000).");
+        var engines = reconciler.Model.Engines;
+        var matches = engines.Where(v => EngineUrls.Same(v.EngineUrl, engineUrl)).Select(v => v.Endpoint.Name).ToList();
+        return matches.Count switch
+        {
+            1 => await action(matches[0]),
+            0 => Problem(404, "NotFound", $"no engine reports engineUrl '{engineUrl}' (known: {string.Join(", ", engines.Where(v => v.EngineUrl is not null).OrderBy(v => v.Endpoint.Name, StringComparer.Ordinal).Select(v => $"{v.Endpoint.Name}={v.EngineUrl}").DefaultIfEmpty("none yet"))})."),
+            _ => Problem(409, "Ambiguous", $"engines {string.Join(", ", matches)} all report engineUrl '{engineUrl}'; drain one by name (/v1/engines/{{name}}/drain)."),
+        };
     }
 
     private static IResult DrainResult(string engine, ReconcileModel? model, int status) => model is null
@@ -113,6 +138,7 @@ internal static class ControlPlaneEndpoints
             lastError = v.LastError,
             engineUrl = v.EngineUrl,
             drain = model.Drained.ContainsKey(v.Endpoint.Name) ? DrainState(v.Endpoint.Name, model) : null,
+            sleeping = v.Sleeping,
             engineKind = v.Info?.EngineKind,
             baseModels = v.Info?.BaseModels.ToArray(),
             maxLoras = v.Info?.MaxLoras,

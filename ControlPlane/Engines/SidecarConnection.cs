@@ -20,6 +20,9 @@ internal sealed record EngineView(
     long SentGeneration,
     DateTimeOffset? NextEnsureAttempt)
 {
+    /// <summary>The sidecar's last load report says the engine is in vLLM's sleep mode: placement leaves it out until it wakes.</summary>
+    public bool Sleeping => Load is { Sleeping: true };
+
     public string Node => Endpoint.Node is { Length: > 0 } n ? n : Info?.NodeName is { Length: > 0 } r ? r : Endpoint.Name;
 
     /// <summary>

@@ -49,12 +49,12 @@ internal sealed record ReconcileModel(
     /// <summary>Engines being drained (name → since): out of placement, routed only as a last resort.</summary>
     public IReadOnlyDictionary<string, DateTimeOffset> Drained { get; init; } = new Dictionary<string, DateTimeOffset>();
 
-    /// <summary>Adapters LOADED on the drained <paramref name="engine"/> that no other, undrained engine has LOADED yet:
+    /// <summary>Adapters LOADED on the drained <paramref name="engine"/> that no other undrained, awake engine has LOADED yet:
     /// the drain is done (the engine can go) when there is none.</summary>
     public IReadOnlyList<string> DrainPending(string engine) =>
         Engines.FirstOrDefault(v => v.Endpoint.Name == engine) is not { } view ? []
         : [.. view.Adapters.Values.Where(a => a.Phase == AdapterPhase.Loaded && Owners.ContainsKey(a.Name)
-                && !Engines.Any(o => o.Endpoint.Name != engine && !Drained.ContainsKey(o.Endpoint.Name)
+                && !Engines.Any(o => o.Endpoint.Name != engine && !Drained.ContainsKey(o.Endpoint.Name) && !o.Sleeping
                     && o.Adapters.TryGetValue(a.Name, out var other) && other.Phase == AdapterPhase.Loaded))
             .Select(a => a.Name).Order(StringComparer.Ordinal)];
 

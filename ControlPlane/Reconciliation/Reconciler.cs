@@ -316,6 +316,8 @@ internal sealed partial class Reconciler : BackgroundService
         if (view is null)
             return new(OverflowReasons.UnknownEngine, $"no engine named '{engine}' is known (engines: {string.Join(", ", model.Engines.Select(v => v.Endpoint.Name))}).");
         var placed = model.PlacedEngines.FirstOrDefault(e => e.Name == engine);
+        if (view.Sleeping || model.Drained.ContainsKey(engine))
+            return new(OverflowReasons.EngineUnavailable, $"engine '{engine}' is {(view.Sleeping ? "asleep (sleep mode)" : "being drained")}: nothing new is placed on it.");
         if (!view.Connected || view.Load?.Healthy == false || placed is null)
             return new(OverflowReasons.EngineUnavailable, $"engine '{engine}' is not connected and healthy ({view.LastError ?? (view.Connected ? "unhealthy" : "not connected")}).");
         if (!model.Demands.TryGetValue(name, out var demand))
@@ -472,7 +474,9 @@ internal sealed partial class Reconciler : BackgroundService
         foreach (var view in views.Values)
         {
             if (view.Info is null) continue; // facts unknown until the sidecar first reports
-            if (drained.ContainsKey(view.Endpoint.Name)) continue; // not sent a desired set either: it keeps what it holds
+            // Drained (going away) or asleep (woken when needed): no new adapters or replica moves land there. It is
+            // not sent a desired set either, so it keeps what it holds; awake and undrained it is a target again.
+            if (drained.ContainsKey(view.Endpoint.Name) || view.Sleeping) continue;
             if (!view.Connected && view.DisconnectedSince is { } since && now - since >= _options.EngineGracePeriod) continue;
             var current = _lastPlan?.EngineAdapters.ContainsKey(view.Endpoint.Name) == true
                 ? _lastPlan.AdaptersOn(view.Endpoint.Name)
@@ -507,7 +511,7 @@ internal sealed partial class Reconciler : BackgroundService
         OverflowGrant[] grants;
         lock (_requestGate)
         {
-            foreach (var key in _grants.Where(g => g.Value.Expires <= now || !owners.ContainsKey(g.Key.Adapter) || !views.ContainsKey(g.Key.Engine) || drained.ContainsKey(g.Key.Engine))
+            foreach (var key in _grants.Where(g => g.Value.Expires <= now || !owners.ContainsKey(g.Key.Adapter) || !views.ContainsKey(g.Key.Engine) || drained.ContainsKey(g.Key.Engine) || views[g.Key.Engine].Sleeping)
                          .Select(g => g.Key).ToList())
                 _grants.Remove(key);
             grants = [.. _grants.Values];

@@ -26,6 +26,9 @@ internal static class RoutingTableBuilder
             engine.BaseModels.AddRange(view.Info.BaseModels);
             table.Engines.Add(engine);
         }
+        // Out of placement but still holding adapters: drained engines (they serve until they go) and sleeping ones (a
+        // request whose every holder sleeps is held by the gateway while the autoscaler wakes one: the activator).
+        var outOfPlacement = model.Drained.Keys.Union(views.Values.Where(v => v.Sleeping).Select(v => v.Endpoint.Name)).Order(StringComparer.Ordinal).ToList();
         foreach (var (name, (resource, adapter)) in model.Owners.OrderBy(o => o.Key, StringComparer.Ordinal))
         {
             var route = new AdapterRoute
@@ -42,8 +45,9 @@ internal static class RoutingTableBuilder
                 route.Endpoints.Add(new AdapterEndpoint { Engine = engine, Residency = loaded ? Residency.Loaded : Residency.Loading });
             }
             // A drained engine still serves what it holds until it goes (make before break); gateways prefer any other holder.
-            foreach (var engine in model.Drained.Keys.Order(StringComparer.Ordinal))
-                if (views.TryGetValue(engine, out var v) && v.Adapters.TryGetValue(name, out var s) && s.Phase == AdapterPhase.Loaded)
+            foreach (var engine in outOfPlacement)
+                if (views.TryGetValue(engine, out var v) && v.Adapters.TryGetValue(name, out var s) && s.Phase == AdapterPhase.Loaded
+                    && route.Endpoints.All(e => e.Engine != engine))
                     route.Endpoints.Add(new AdapterEndpoint { Engine = engine, Residency = Residency.Loaded });
             table.Adapters.Add(route);
         }

@@ -159,6 +159,7 @@ internal sealed class EngineReconciler(
             proto.Running = (int)load.Running;
             proto.Waiting = (int)load.Waiting;
             proto.KvCacheUsage = load.KvCacheUsage;
+            proto.Sleeping = load.Sleeping;
             proto.RunningAdapters.AddRange(load.RunningAdapters);
             proto.WaitingAdapters.AddRange(load.WaitingAdapters);
             store.SetResidency(load.Residency);

@@ -116,7 +116,7 @@ internal static class ChurnCommand
 
     /// <summary>What one churn produced: the moments, the ControlPlane's calls, and its own counters.</summary>
     private sealed record ChurnRun(
-        DateTimeOffset Declared, DateTimeOffset Created, DateTimeOffset? AllLoadedOnSidecars, DateTimeOffset? Ready, DateTimeOffset End,
+        DateTimeOffset Declared, DateTimeOffset Created, DateTimeOffset? AllLoadedOnSidecars, DateTimeOffset? Ready, DateTimeOffset End, DateTimeOffset? ServicesComplete,
         bool StillWriting, int ReadyObjects, int LoadedInStatus, MutationLedger Ledger, IReadOnlyList<EnsureRecord> Ensures,
         long ReconcilePasses, long StatusWrites, long StatusSkips, long Conflicts, long EventsSent, long EventsDropped, TimeSpan Cpu);
 
@@ -171,10 +171,24 @@ internal static class ChurnCommand
             : $"not Ready within {timeout.TotalSeconds:0} s: {readyObjects}/{resources.Count} Ready, {loadedInStatus:N0}/{adapterCount:N0} LOADED in status");
 
         // The tail: events and other writes the churn caused after Ready still count.
+        // With adapter Services the churn is over only when every adapter has its Service and EndpointSlice: a
+        // pause in the writes (the sync re-listing after it yielded to statuses) is not the end.
         var tailEnd = DateTimeOffset.UtcNow + (ready is null ? TimeSpan.Zero : tail);
+        DateTimeOffset? servicesComplete = null;
         while (DateTimeOffset.UtcNow < tailEnd)
         {
             var last = LastWorkCall(server, declared) ?? declared;
+            if (cluster.HomeOptions.AdapterServices)
+            {
+                var (services, slices) = (server.List<V1Service>(Namespace).Count, server.List<V1EndpointSlice>(Namespace).Count);
+                if (services >= adapterCount && slices >= adapterCount) servicesComplete ??= last;
+                else if (DateTimeOffset.UtcNow >= nextProgress)
+                {
+                    Progress.Log($"  {(DateTimeOffset.UtcNow - declared).TotalSeconds:0}s: {services:N0} adapter Services, {slices:N0} EndpointSlices of {adapterCount:N0}");
+                    nextProgress = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30);
+                }
+                if (servicesComplete is null) { await Task.Delay(250); continue; }
+            }
             if (DateTimeOffset.UtcNow - last >= Quiet) break;
             await Task.Delay(250);
         }
@@ -185,7 +199,7 @@ internal static class ChurnCommand
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
         var allLoaded = loaded.IsCompletedSuccessfully ? loaded.Result : (DateTimeOffset?)null;
         var ledger = new MutationLedger([.. ControlPlaneCalls(server, declared).Where(c => c.Time <= end)], declared);
-        return new ChurnRun(declared, created, allLoaded, ready, end, stillWriting, readyObjects, loadedInStatus, ledger,
+        return new ChurnRun(declared, created, allLoaded, ready, end, servicesComplete, stillWriting, readyObjects, loadedInStatus, ledger,
             [.. cluster.Fleet.EnsureCalls.Where(e => e.At >= declared && e.At <= end)],
             cluster.Reconciler.Model.Sequence - passes0, home.StatusWrites - writes0, home.StatusSkips - skips0, home.Conflicts - conflicts0,
             home.Events.Sent - sent0, home.Events.Dropped - dropped0, cpu);
@@ -225,6 +239,8 @@ internal static class ChurnCommand
         milestones.Add("finalizers: first / last added", $"{S(First("finalizer"))} / {S(Last("finalizer"))}");
         milestones.Add("status: first / last write", $"{S(First("status"))} / {S(Last("status"))}");
         milestones.Add($"**all {objects} LoraAdapters Ready, {N(adapterCount)} adapters LOADED in status**", S(run.Ready));
+        if (cluster.HomeOptions.AdapterServices)
+            milestones.Add($"every adapter's Service and EndpointSlice written ({adapterCount:N0} each)", run.ServicesComplete is { } sc ? S(sc) : "not within --tail");
         milestones.Add("last ControlPlane write other than its Lease (end of the churn)", S(run.End) + (run.StillWriting ? " (still writing: cut off by --tail/--timeout)" : ""));
 
         string UntilReady(Func<string> figure) => run.Ready is null ? "—" : figure();

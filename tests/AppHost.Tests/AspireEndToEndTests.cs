@@ -16,6 +16,7 @@ namespace HybridServing.AppHost.Tests;
 /// Tier 3: the real AppHost started through Aspire.Hosting.Testing (DCP runs every component as a
 /// process, the Aspire dashboard collects their telemetry), driven the way a user drives it.
 /// </summary>
+[Collection(AppHostStack.Name)]
 public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const string EngineHeader = "x-hybridserving-engine";
@@ -108,7 +109,7 @@ public sealed class AspireEndToEndTests(ITestOutputHelper output) : IAsyncLifeti
         string[] args = [
             "--manifests", manifests, "--adapter-root", adapters, "--engines", "2", "--autoscaler-min-engines", "2", "--base-model", TestAdapters.TinyModel,
             "--gateway-port", Ports.GetFree().ToString(), "--controlplane-port", Ports.GetFree().ToString(),
-            "--controlplane-grpc-port", Ports.GetFree().ToString(),
+            "--controlplane-grpc-port", Ports.GetFree().ToString(), "--autoscaler-port", Ports.GetFree().ToString(),
             "--engine-port-base", block.ToString(), "--sidecar-port-base", (block + 2).ToString(),
             "--state-dir", _dir.Combine("state")];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(180));

@@ -15,6 +15,7 @@ namespace HybridServing.AppHost.Tests;
 /// used through the gateway only: sidecars, ControlPlane and Gateway treat the computing engines as they
 /// treat the performance model, and the adapters they place change what the engines answer.
 /// </summary>
+[Collection(AppHostStack.Name)]
 public sealed class OnnxStackTests : IAsyncLifetime
 {
     private const string ApiKey = "onnx-tenant-key";
@@ -68,7 +69,7 @@ public sealed class OnnxStackTests : IAsyncLifetime
             "--mock-backend", "onnx", "--manifests", manifests, "--adapter-root", adapters, "--engines", "2",
             "--autoscaler-min-engines", "2", "--base-model", TestAdapters.TinyModel,
             "--gateway-port", Ports.GetFree().ToString(), "--controlplane-port", Ports.GetFree().ToString(),
-            "--controlplane-grpc-port", Ports.GetFree().ToString(),
+            "--controlplane-grpc-port", Ports.GetFree().ToString(), "--autoscaler-port", Ports.GetFree().ToString(),
             "--engine-port-base", block.ToString(), "--sidecar-port-base", (block + 2).ToString(),
             "--state-dir", _dir.Combine("state")];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(180));

@@ -57,6 +57,16 @@ public sealed class AutoscalerServiceTests
             if (pools.GetArrayLength() == 1 && pools[0].GetProperty("current").GetInt32() == 1 && pools[0].GetProperty("desired").GetInt32() == 1)
             {
                 Assert.Equal("default", pools[0].GetProperty("pool").GetString());
+                // The configuration in force is shown next to the decision.
+                var policy = pools[0].GetProperty("policy");
+                Assert.Equal("00:00:01", policy.GetProperty("stableWindow").GetString());
+                Assert.Equal("00:00:00.5000000", policy.GetProperty("scaleDownStabilization").GetString());
+                Assert.Equal(2, policy.GetProperty("maxEngines").GetInt32());
+                Assert.Equal("Sleep", policy.GetProperty("actuator").GetString());
+                Assert.Equal("00:00:00.2000000", doc.RootElement.GetProperty("interval").GetString());
+                // What the pool did is kept past the pass that did it: the drain once (not every pass), then the sleep.
+                var recent = pools[0].GetProperty("recent").EnumerateArray().Select(a => a.GetProperty("action").GetString()!).ToList();
+                Assert.Equal(["scaling down to 1 (draining)", $"slept {e2.BaseUrl} (level 1)"], recent);
                 break;
             }
             Assert.True(DateTime.UtcNow < deadline, "the idle engine was never put to sleep: " + pools);
@@ -80,5 +90,29 @@ public sealed class AutoscalerServiceTests
         }, Ports.GetFree());
         var e = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
         Assert.Contains("Autoscaler:Pools:default:MaxEngines must be at least 1 (got 0).", e.Failures);
+    }
+
+    [Theory]
+    [InlineData("Autoscaler:Pools:default:StableWindw", "00:00:05", "Autoscaler:Pools:default:StableWindw is not an Autoscaler configuration key (see Autoscaler/README.md).")]
+    [InlineData("Autoscaler:Intervall", "00:00:01", "Autoscaler:Intervall is not an Autoscaler configuration key (see Autoscaler/README.md).")]
+    [InlineData("Autoscaler:Prometheus:Queries:Runing", "sum(x)", "Autoscaler:Prometheus:Queries:Runing is not an Autoscaler configuration key (see Autoscaler/README.md).")]
+    [InlineData("Autoscaler:Pools:default:StableWindow", "five seconds", "Autoscaler:Pools:default:StableWindow: 'five seconds' is not a duration (hh:mm:ss, e.g. 00:00:30).")]
+    [InlineData("Autoscaler:Pools:default:MinEngines", "one", "Autoscaler:Pools:default:MinEngines: 'one' is not a whole number.")]
+    [InlineData("Autoscaler:Pools:default:Actuator", "Sleeep", "Autoscaler:Pools:default:Actuator: 'Sleeep' is not one of Sleep, Deployment.")]
+    [InlineData("Autoscaler:Pools:default:Engines:1", "engine-1", "Autoscaler:Pools:default:Engines:1: 'engine-1' is not an absolute URL.")]
+    [InlineData("Autoscaler:Pools:default:LoraAware", "yes", "Autoscaler:Pools:default:LoraAware: 'yes' is not true or false.")]
+    public async Task A_key_that_binds_to_nothing_or_a_value_that_does_not_parse_stops_the_start_naming_it(string key, string value, string expected)
+    {
+        await using var app = Build(new()
+        {
+            ["Autoscaler:Pools:default:MaxEngines"] = "1",
+            ["Autoscaler:Pools:default:Engines:0"] = "http://127.0.0.1:1/",
+            ["Autoscaler:Pools:default:EngineSelector:pool"] = "default",
+            ["Autoscaler:Kubernetes:ApiServerUrl"] = "http://127.0.0.1:1/",
+            [key] = value,
+        }, Ports.GetFree());
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => app.StartAsync());
+        var failures = Assert.IsType<OptionsValidationException>(e).Failures.ToList();
+        Assert.True(failures.Contains(expected), string.Join(" | ", failures));
     }
 }

@@ -45,7 +45,8 @@ public sealed class SleepPoolTests : IAsyncLifetime
         _http.Dispose();
     }
 
-    private (AutoscalerLoop Loop, PoolOptions Pool, DecisionRecorder Recorder) Autoscaler(int min = 1, Uri? controlPlane = null)
+    private (AutoscalerLoop Loop, PoolOptions Pool, DecisionRecorder Recorder) Autoscaler(int min = 1, Uri? controlPlane = null,
+        Func<IPoolActuator, IPoolActuator>? wrap = null)
     {
         var pool = new PoolOptions
         {
@@ -56,7 +57,7 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var options = new AutoscalerOptions { Pools = new() { ["default"] = pool } };
         var meters = new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>();
         var recorder = new DecisionRecorder(meters, NullLogger<DecisionRecorder>.Instance);
-        var actuators = new Dictionary<string, IPoolActuator> { ["default"] = new SleepActuator(pool, _http, TimeProvider.System, controlPlane) };
+        var actuators = new Dictionary<string, IPoolActuator> { ["default"] = (wrap ?? (a => a))(new SleepActuator(pool, _http, TimeProvider.System, controlPlane)) };
         var loop = new AutoscalerLoop(Options.Create(options), new PoolSignalCollector(new SignalSources(_http), null, _clock), actuators, recorder, null, _clock);
         return (loop, pool, recorder);
     }
@@ -133,9 +134,10 @@ public sealed class SleepPoolTests : IAsyncLifetime
     }
 
     /// <summary>
-    /// A ControlPlane answering the drain API as documented (ControlPlane/README.md): /v1/status names the
-    /// engines, a drain is pending for its first two polls, then done. Every call is recorded with whether the
-    /// engine slept at that moment.
+    /// A ControlPlane answering the drain API by engine URL as documented (ControlPlane/README.md): the engine
+    /// whose URL is <c>engineUrl</c> (here compared as the autoscaler sends it; the ControlPlane's canonical
+    /// matching has its own tests), 404 for any other; a drain is pending for its first two polls, then done.
+    /// Every call is recorded with whether the engine slept at that moment.
     /// </summary>
     private async Task<(KestrelApp App, List<string> Calls)> ControlPlane(int status = 200)
     {
@@ -143,20 +145,20 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var polls = 0;
         var app = await KestrelApp.StartAsync(app =>
         {
-            app.MapGet("/v1/status", () => Results.Json(new
+            async Task<IResult> Record(string call, string? engineUrl, Func<int, object> body)
             {
-                engines = _engines.Select((e, i) => new { name = $"engine-{i}", engineUrl = e.BaseUrl.ToString().TrimEnd('/') }),
-            }));
-            async Task<IResult> Record(string call, int engine, object body)
-            {
+                var engine = _engines.FindIndex(e => e.BaseUrl.ToString() == engineUrl);
+                if (engine < 0) return Results.Json(new { error = new { code = 404, reason = "NotFound", message = $"no engine reports engineUrl '{engineUrl}'" } }, statusCode: 404);
                 var sleeping = await IsSleeping(_engines[engine]);
                 lock (calls) calls.Add($"{call} engine-{engine} (sleeping: {sleeping})");
-                return status == 200 ? Results.Json(body) : Results.Json(new { error = new { code = status, reason = "Boom", message = "no" } }, statusCode: status);
+                return status == 200 ? Results.Json(body(engine)) : Results.Json(new { error = new { code = status, reason = "Boom", message = "no" } }, statusCode: status);
             }
-            app.MapPost("/v1/engines/engine-{i:int}/drain", (int i) => Record("POST", i, new { draining = true, pending = new[] { "a-lora" }, done = false }));
-            app.MapGet("/v1/engines/engine-{i:int}/drain", (int i) =>
-                Record("GET", i, ++polls <= 2 ? new { draining = true, pending = new[] { "a-lora" }, done = false } : new { draining = true, pending = Array.Empty<string>(), done = true }));
-            app.MapDelete("/v1/engines/engine-{i:int}/drain", (int i) => Record("DELETE", i, new { draining = false, pending = Array.Empty<string>(), done = false }));
+            const string drain = "/v1/engines/drain";
+            app.MapPost(drain, (string? engineUrl) => Record("POST", engineUrl, i => new { engine = $"engine-{i}", draining = true, pending = new[] { "a-lora" }, done = false }));
+            app.MapGet(drain, (string? engineUrl) => Record("GET", engineUrl, i => ++polls <= 2
+                ? new { engine = $"engine-{i}", draining = true, pending = new[] { "a-lora" }, done = false }
+                : new { engine = $"engine-{i}", draining = true, pending = Array.Empty<string>(), done = true }));
+            app.MapDelete(drain, (string? engineUrl) => Record("DELETE", engineUrl, i => new { engine = $"engine-{i}", draining = false, pending = Array.Empty<string>(), done = false }));
         });
         return (app, calls);
     }
@@ -189,7 +191,7 @@ public sealed class SleepPoolTests : IAsyncLifetime
         var (loop, pool, _) = Autoscaler(controlPlane: cp.BaseUrl);
         var failed = await TicksUntil(loop, pool, "failed");
         Assert.Equal("DrainRefused", failed.ActionReason);
-        Assert.StartsWith("ControlPlane POST /v1/engines/engine-1/drain: HTTP 500 ", failed.ActionError, StringComparison.Ordinal);
+        Assert.StartsWith("ControlPlane POST /v1/engines/drain: HTTP 500 ", failed.ActionError, StringComparison.Ordinal);
         Assert.False(await IsSleeping(_engines[1]));
     }
 
@@ -214,6 +216,62 @@ public sealed class SleepPoolTests : IAsyncLifetime
         Assert.False(inFlight.IsCompleted);
         Assert.Equal(1, _engines[1].Inspector.Snapshot().Running);
         foreach (var r in load) Assert.Equal(200, (int)(await r).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_scale_down_abandoned_mid_drain_undrains_the_engine_in_the_controlplane()
+    {
+        var (cp, calls) = await ControlPlane();
+        await using var _ = cp;
+        var (loop, pool, _) = Autoscaler(controlPlane: cp.BaseUrl);
+        // The drain is done in the ControlPlane, but engine 1 still serves a long request: the scale-down waits for it.
+        var inFlight = Complete(_engines[1], 2000);
+        for (var i = 0; i < 500 && _engines[1].Inspector.Snapshot().Running == 0; i++) await Task.Delay(5);
+        await Ticks(loop, pool, 1);
+        for (var i = 0; i < 200 && calls.Count(c => c.StartsWith("GET", StringComparison.Ordinal)) < 3; i++) await Task.Delay(20);
+
+        var load = Enumerable.Range(0, 3).Select(_ => Complete(_engines[0], 200)).ToList();
+        for (var i = 0; i < 500 && _engines[0].Inspector.Snapshot().Running < 3; i++) await Task.Delay(5);
+        await TicksUntil(loop, pool, "abandoned");
+        // Left awake and no longer drained: placement may use it again.
+        Assert.Equal("DELETE engine-1 (sleeping: False)", calls[^1]);
+        Assert.False(await IsSleeping(_engines[1]));
+        foreach (var r in load) Assert.Equal(200, (int)(await r).StatusCode);
+    }
+
+    /// <summary>Holds every scale-down's answer until released, after the real actuator has acted.</summary>
+    private sealed class HeldActuator(IPoolActuator inner) : IPoolActuator
+    {
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Acted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task<int> CurrentEnginesAsync(IReadOnlyList<EngineReading> engines, CancellationToken ct) => inner.CurrentEnginesAsync(engines, ct);
+
+        public async Task<string> ApplyAsync(ScaleDecision decision, IReadOnlyList<EngineReading> engines, CancellationToken ct)
+        {
+            var done = await inner.ApplyAsync(decision, engines, ct);
+            Acted.TrySetResult();
+            await Release.Task;
+            return done;
+        }
+    }
+
+    [Fact]
+    public async Task A_pass_that_sees_the_engine_already_asleep_before_the_scale_down_returns_does_not_call_it_abandoned()
+    {
+        HeldActuator? held = null;
+        var (loop, pool, recorder) = Autoscaler(wrap: a => held = new HeldActuator(a));
+        await Ticks(loop, pool, 1);
+        await held!.Acted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(await IsSleeping(_engines[1]));
+        // Asleep, but the scale-down has not returned yet: one engine awake is what it goes to, not load coming back.
+        var between = await Ticks(loop, pool, 1);
+        Assert.Equal(1, between.Decision.Current);
+        Assert.Equal("scaling down to 1 (draining)", between.Action);
+        held.Release.SetResult();
+        var slept = await TicksUntil(loop, pool, "slept");
+        Assert.Equal($"slept {_engines[1].BaseUrl} (level 1)", slept.Action);
+        Assert.DoesNotContain(recorder.Recent("default"), a => a.Action.StartsWith("abandoned", StringComparison.Ordinal));
     }
 
     [Fact]

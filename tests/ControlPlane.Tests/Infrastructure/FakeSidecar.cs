@@ -45,6 +45,19 @@ internal sealed class FakeSidecar : EngineSidecar.EngineSidecarBase, IAsyncDispo
     /// PathNotAllowed): PENDING in the EnsureAdapters answer, then FAILED with that reason on the state stream.</summary>
     public ConcurrentDictionary<string, (string Reason, string Message)> RefuseAdapters { get; } = new(StringComparer.Ordinal);
 
+    private volatile bool _sleeping;
+
+    /// <summary>The engine's sleep state as the real sidecar reports it from <c>vllm:engine_sleep_state</c> (setting it publishes a state).</summary>
+    public bool Sleeping
+    {
+        get => _sleeping;
+        set
+        {
+            _sleeping = value;
+            Notify();
+        }
+    }
+
     /// <summary>Every desired set received, in order.</summary>
     public ConcurrentQueue<EnsureAdaptersRequest> EnsureCalls { get; } = new();
 
@@ -150,7 +163,7 @@ internal sealed class FakeSidecar : EngineSidecar.EngineSidecarBase, IAsyncDispo
                 EngineState state;
                 lock (_gate)
                 {
-                    state = new EngineState { Info = Info, Load = new EngineLoad { Healthy = true } };
+                    state = new EngineState { Info = Info, Load = new EngineLoad { Healthy = true, Sleeping = _sleeping } };
                     state.Adapters.AddRange(_adapters.Values);
                 }
                 await responseStream.WriteAsync(state, ended.Token);

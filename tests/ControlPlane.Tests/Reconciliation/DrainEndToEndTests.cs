@@ -25,6 +25,8 @@ public sealed class DrainEndToEndTests : IAsyncLifetime
         for (var i = 0; i < 2; i++)
         {
             var s = new FakeSidecar($"engine-{i}", $"node-{i}", maxLoras: 2, maxCpuLoras: 2);
+            // Reported as a laptop sidecar reports its engine (nothing listens there; only the drain-by-URL lookup reads it).
+            s.Info.EngineUrl = $"http://127.0.0.1:{18000 + i}/";
             await s.StartAsync();
             _sidecars.Add(s);
         }
@@ -46,6 +48,15 @@ public sealed class DrainEndToEndTests : IAsyncLifetime
         using var response = await _host.Http.SendAsync(new HttpRequestMessage(method, $"/v1/engines/{engine}/drain"));
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(expected == response.StatusCode, $"{method} drain {engine}: {(int)response.StatusCode} {body}");
+        return JsonDocument.Parse(body).RootElement.Clone();
+    }
+
+    private async Task<JsonElement> DrainByUrl(HttpMethod method, string? engineUrl, HttpStatusCode expected)
+    {
+        var query = engineUrl is null ? "" : "?engineUrl=" + Uri.EscapeDataString(engineUrl);
+        using var response = await _host.Http.SendAsync(new HttpRequestMessage(method, "/v1/engines/drain" + query));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(expected == response.StatusCode, $"{method} drain {engineUrl}: {(int)response.StatusCode} {body}");
         return JsonDocument.Parse(body).RootElement.Clone();
     }
 
@@ -126,5 +137,43 @@ public sealed class DrainEndToEndTests : IAsyncLifetime
             Assert.Equal("NotFound", error.GetProperty("reason").GetString());
             Assert.Equal("no engine named 'engine-9' is declared (see /v1/status for the engines' names).", error.GetProperty("message").GetString());
         }
+    }
+
+    [Fact]
+    public async Task A_drain_by_engine_url_matches_loopback_names_and_trailing_slashes_canonically()
+    {
+        // engine-1 reports http://127.0.0.1:18001/; an autoscaler configured with localhost (Aspire's endpoint URLs) finds it.
+        var started = await DrainByUrl(HttpMethod.Post, "http://localhost:18001", HttpStatusCode.Accepted);
+        Assert.Equal("engine-1", started.GetProperty("engine").GetString());
+        Assert.True(started.GetProperty("draining").GetBoolean());
+        Assert.True((await Drain(HttpMethod.Get, "engine-1", HttpStatusCode.OK)).GetProperty("draining").GetBoolean());
+        Assert.False((await Drain(HttpMethod.Get, "engine-0", HttpStatusCode.OK)).GetProperty("draining").GetBoolean());
+
+        var polled = await DrainByUrl(HttpMethod.Get, "HTTP://[::1]:18001/", HttpStatusCode.OK);
+        Assert.Equal("engine-1", polled.GetProperty("engine").GetString());
+        Assert.True(polled.GetProperty("draining").GetBoolean());
+
+        var ended = await DrainByUrl(HttpMethod.Delete, "http://127.0.0.1:18001", HttpStatusCode.OK);
+        Assert.Equal("engine-1", ended.GetProperty("engine").GetString());
+        Assert.False(ended.GetProperty("draining").GetBoolean());
+    }
+
+    [Fact]
+    public async Task A_drain_by_an_unknown_or_malformed_engine_url_names_it()
+    {
+        foreach (var method in new[] { HttpMethod.Post, HttpMethod.Get, HttpMethod.Delete })
+        {
+            var unknown = (await DrainByUrl(method, "http://localhost:18009/", HttpStatusCode.NotFound)).GetProperty("error");
+            Assert.Equal("NotFound", unknown.GetProperty("reason").GetString());
+            Assert.Equal("no engine reports engineUrl 'http://localhost:18009/' (known: engine-0=http://127.0.0.1:18000/, engine-1=http://127.0.0.1:18001/).",
+                unknown.GetProperty("message").GetString());
+            foreach (var bad in new[] { null, "engine-1", "ftp://127.0.0.1:18001" })
+            {
+                var error = (await DrainByUrl(method, bad, HttpStatusCode.BadRequest)).GetProperty("error");
+                Assert.Equal($"engineUrl: '{bad}' is not an absolute http(s) URL (e.g. ?engineUrl=http://127.0.0.1:8000).", error.GetProperty("message").GetString());
+            }
+        }
+        foreach (var engine in new[] { "engine-0", "engine-1" })
+            Assert.False((await Drain(HttpMethod.Get, engine, HttpStatusCode.OK)).GetProperty("draining").GetBoolean());
     }
 }

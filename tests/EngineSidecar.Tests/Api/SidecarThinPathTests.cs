@@ -92,6 +92,14 @@ public sealed class SidecarThinPathTests
         var busy = await host.WaitForStateAsync(s => s.Load.Running == 3, what: "running=3");
         Assert.Equal(0.25, busy.Load.KvCacheUsage, 3);
 
+        Assert.False(busy.Load.Sleeping);
+
+        // vLLM's sleep mode reaches the ControlPlane through the load report (placement leaves a sleeping engine out).
+        engine.SleepState = "weights_offloaded";
+        await host.WaitForStateAsync(s => s.Load.Sleeping, what: "sleeping");
+        engine.SleepState = "awake";
+        await host.WaitForStateAsync(s => !s.Load.Sleeping, what: "awake again");
+
         var removed = await host.Client.UnloadAsync(new UnloadRequest { Name = "one" });
         Assert.True(removed.Removed);
         await host.WaitForStateAsync(s => s.Adapter("one") is null, what: "one unloaded");

@@ -25,6 +25,8 @@ internal sealed class FakeEngine : IAsyncDisposable
     public volatile bool Healthy = true;
     public volatile bool FailUnloads;
     public volatile int Running;
+    /// <summary>Null: started without sleep mode (no <c>vllm:engine_sleep_state</c>); else the state vLLM reports.</summary>
+    public volatile string? SleepState;
     public Uri BaseUrl => _app.BaseUrl;
 
     public static async Task<FakeEngine> StartAsync(string baseModel = "test/tiny")
@@ -41,7 +43,11 @@ internal sealed class FakeEngine : IAsyncDisposable
             $"vllm:num_requests_running{{model_name=\"{BaseModel}\",engine=\"0\"}} {Running}\n" +
             $"vllm:num_requests_waiting{{model_name=\"{BaseModel}\",engine=\"0\"}} 0\n" +
             $"vllm:kv_cache_usage_perc{{model_name=\"{BaseModel}\",engine=\"0\"}} 0.25\n" +
-            $"vllm:lora_requests_info{{max_lora=\"{MaxLoras}\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"}} 1.7e9\n"));
+            $"vllm:lora_requests_info{{max_lora=\"{MaxLoras}\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"}} 1.7e9\n" +
+            (SleepState is { } sleep
+                ? $"vllm:engine_sleep_state{{engine=\"0\",model_name=\"{BaseModel}\",sleep_state=\"awake\"}} {(sleep == "awake" ? 1 : 0)}.0\n" +
+                  $"vllm:engine_sleep_state{{engine=\"0\",model_name=\"{BaseModel}\",sleep_state=\"weights_offloaded\"}} {(sleep == "weights_offloaded" ? 1 : 0)}.0\n"
+                : "")));
         app.MapGet("/v1/models", () =>
         {
             var data = new List<object> { new { id = BaseModel, @object = "model", root = BaseModel, parent = (string?)null, max_model_len = 2048 } };
