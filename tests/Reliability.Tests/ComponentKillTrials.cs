@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace HybridServing.Reliability.Tests;
+
+/// <summary>Trials 2 and 3: a sidecar, then the ControlPlane, SIGKILLed and restarted under load.</summary>
+public sealed class ComponentKillTrials(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(60);
+
+    /// <summary>Longer than the sidecar's forced reconcile pass (5 s) and the ControlPlane's reconnect backoff: a needless reload would show.</summary>
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(8);
+
+    [Fact]
+    public async Task Killed_sidecar_leaves_its_engine_serving_and_the_resync_loads_and_unloads_nothing()
+    {
+        string[] adapters = ["chat-a", "chat-b"];
+        await using var stack = await LocalStack.StartAsync(engines: 2, adapters, replicas: 2);
+        await stack.WaitPlacedAsync(adapters, 2, Generous);
+        await Task.Delay(Settle);
+        var loads = stack.Engines.Sum(e => e.CountLines(LocalStack.LoadedLine));
+        var unloads = stack.Engines.Sum(e => e.CountLines(LocalStack.UnloadedLine));
+        Assert.Equal(adapters.Length * 2, loads);
+
+        var failures = new ConcurrentQueue<string>();
+        var recoveries = new List<TimeSpan>();
+        await using var trickleA = new Trickle(stack, adapters[0], failures);
+        await using var trickleB = new Trickle(stack, adapters[1], failures);
+        for (var cycle = 0; cycle < 4; cycle++)
+        {
+            var sidecar = stack.Sidecars[cycle % 2];
+            await sidecar.KillAsync();
+            await Task.Delay(TimeSpan.FromSeconds(2)); // the engine serves alone meanwhile
+            await sidecar.RestartAsync();
+            var watch = Stopwatch.StartNew();
+            // The restarted sidecar starts with an empty desired set: adapters in its /status come from the ControlPlane's EnsureAdapters.
+            await LocalStack.WaitUntilAsync(async () => await LocalStack.SidecarAdaptersAsync(sidecar) is { } status
+                && adapters.All(a => status.TryGetValue(a, out var phase) && phase.Equals("Loaded", StringComparison.OrdinalIgnoreCase)),
+                Generous, $"{sidecar.Name} re-synced by the ControlPlane");
+            recoveries.Add(watch.Elapsed);
+            output.WriteLine($"cycle {cycle}: {sidecar.Name} re-synced {watch.Elapsed.TotalSeconds:0.00} s after its restart");
+        }
+        await Task.Delay(Settle);
+        var (sentA, lostA) = await trickleA.StopAsync();
+        var (sentB, lostB) = await trickleB.StopAsync();
+
+        var extraLoads = stack.Engines.Sum(e => e.CountLines(LocalStack.LoadedLine)) - loads;
+        var extraUnloads = stack.Engines.Sum(e => e.CountLines(LocalStack.UnloadedLine)) - unloads;
+        new TrialFigures("2 sidecar SIGKILL + restart", 4, sentA + sentB, lostA + lostB, recoveries,
+            $"engine loads/unloads during the trial: {extraLoads}/{extraUnloads}; recovery = sidecar restart to re-synced (all adapters Loaded in its /status)").Record(output);
+        Assert.True(failures.IsEmpty, string.Join(Environment.NewLine, failures));
+        Assert.Equal(0, extraLoads);
+        Assert.Equal(0, extraUnloads);
+    }
+
+    [Fact]
+    public async Task Killed_ControlPlane_leaves_gateways_routing_and_cold_starts_answer_503_with_Retry_After_until_it_is_back()
+    {
+        const string warm = "chat-a", cold = "cold-a";
+        await using var stack = await LocalStack.StartAsync(engines: 2, [warm], replicas: 2, coldAdapters: [cold]);
+        await stack.WaitPlacedAsync([warm], 2, Generous);
+
+        var failures = new ConcurrentQueue<string>();
+        await using var trickle = new Trickle(stack, warm, failures);
+        await stack.ControlPlane.KillAsync();
+        var refused = 0;
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await stack.Client.SendAsync(LocalStack.Chat(cold, stream: false));
+            var body = await response.Content.ReadAsStringAsync();
+            if (IsCleanRetryLater(response, body)) refused++;
+            else failures.Enqueue($"cold start while the ControlPlane is down: {(int)response.StatusCode} {response.Headers.RetryAfter}: {LocalStack.Tail(body)}");
+        }
+
+        await stack.ControlPlane.RestartAsync();
+        var watch = Stopwatch.StartNew();
+        var coldSent = 3;
+        await LocalStack.WaitUntilAsync(async () =>
+        {
+            coldSent++;
+            using var response = await stack.Client.SendAsync(LocalStack.Chat(cold, stream: false));
+            var body = await response.Content.ReadAsStringAsync();
+            if (response.StatusCode == HttpStatusCode.OK) return true;
+            if (!IsCleanRetryLater(response, body)) failures.Enqueue($"cold start while the ControlPlane comes back: {(int)response.StatusCode}: {LocalStack.Tail(body)}");
+            return false;
+        }, Generous, $"{cold} served after the ControlPlane's restart");
+        var recovery = watch.Elapsed;
+        var (sent, lost) = await trickle.StopAsync();
+
+        new TrialFigures("3 ControlPlane SIGKILL + restart", 1, sent + coldSent, lost, [recovery],
+            $"{refused} cold starts while down: 503 + Retry-After; recovery = ControlPlane restart to the cold adapter served").Record(output);
+        Assert.True(failures.IsEmpty, string.Join(Environment.NewLine, failures));
+        Assert.Equal(3, refused);
+        Assert.True(sent > 0);
+    }
+
+    /// <summary>503, a Retry-After header, and an OpenAI-shaped error body.</summary>
+    private static bool IsCleanRetryLater(HttpResponseMessage response, string body)
+    {
+        if (response.StatusCode != HttpStatusCode.ServiceUnavailable || response.Headers.RetryAfter is null) return false;
+        try
+        {
+            using var json = JsonDocument.Parse(body);
+            return json.RootElement.GetProperty("error").GetProperty("message").GetString()!.Length > 0;
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+}
