@@ -14,6 +14,9 @@ public sealed class ComponentKillTrials(ITestOutputHelper output)
     /// <summary>Longer than the sidecar's forced reconcile pass (5 s) and the ControlPlane's reconnect backoff: a needless reload would show.</summary>
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(8);
 
+    /// <summary>Each sidecar once (the suite's time budget; every kill is a full re-sync).</summary>
+    private const int SidecarCycles = 2;
+
     [Fact]
     public async Task Killed_sidecar_leaves_its_engine_serving_and_the_resync_loads_and_unloads_nothing()
     {
@@ -29,7 +32,7 @@ public sealed class ComponentKillTrials(ITestOutputHelper output)
         var recoveries = new List<TimeSpan>();
         await using var trickleA = new Trickle(stack, adapters[0], failures);
         await using var trickleB = new Trickle(stack, adapters[1], failures);
-        for (var cycle = 0; cycle < 4; cycle++)
+        for (var cycle = 0; cycle < SidecarCycles; cycle++)
         {
             var sidecar = stack.Sidecars[cycle % 2];
             await sidecar.KillAsync();
@@ -49,7 +52,7 @@ public sealed class ComponentKillTrials(ITestOutputHelper output)
 
         var extraLoads = stack.Engines.Sum(e => e.CountLines(LocalStack.LoadedLine)) - loads;
         var extraUnloads = stack.Engines.Sum(e => e.CountLines(LocalStack.UnloadedLine)) - unloads;
-        new TrialFigures("2 sidecar SIGKILL + restart", 4, sentA + sentB, lostA + lostB, recoveries,
+        new TrialFigures("2 sidecar SIGKILL + restart", SidecarCycles, sentA + sentB, lostA + lostB, recoveries,
             $"engine loads/unloads during the trial: {extraLoads}/{extraUnloads}; recovery = sidecar restart to re-synced (all adapters Loaded in its /status)").Record(output);
         Assert.True(failures.IsEmpty, string.Join(Environment.NewLine, failures));
         Assert.Equal(0, extraLoads);

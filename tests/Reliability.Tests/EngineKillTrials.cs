@@ -16,7 +16,7 @@ namespace HybridServing.Reliability.Tests;
 public sealed class EngineKillTrials(ITestOutputHelper output)
 {
     private const string Adapter = "chat-a";
-    private const int Cycles = 3;
+    private const int Cycles = 2;
     private const int StreamsPerCycle = 8;
     private static readonly TimeSpan Generous = TimeSpan.FromSeconds(60);
 

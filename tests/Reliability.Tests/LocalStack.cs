@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -86,42 +85,12 @@ public sealed class LocalStack : IAsyncDisposable
 
     private async Task StartEngineAndSidecarAsync(int i)
     {
-        var port = Ports.GetFree();
-        // Tiny's ≈1 ms steps slowed twentyfold: a 400-token stream lasts seconds, long enough to be cut.
-        var engine = await ChildProcess.StartAsync($"engine-{i}", Dll("MockEngine"),
-            ["--model", BaseModel, "--enable-lora", "--max-loras", "4", "--max-cpu-loras", "4", "--max-lora-rank", "16",
-             "--host", "127.0.0.1", "--port", Invariant(port), "--mock-time-scale", "0.05", "--mock-seed", Invariant(i)],
-            Url(port), new Dictionary<string, string>
-            {
-                ["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "true",
-                ["Logging__LogLevel__HybridServing.MockEngine.Lora"] = "Information",
-                ["Logging__Console__FormatterName"] = "simple",
-            });
-        engine.Watch(LoadedLine);
-        engine.Watch(UnloadedLine);
-        Own(engine);
-        Engines.Add(engine);
-
-        var http = Ports.GetFree();
-        var grpc = Ports.GetFree();
-        var sidecar = await ChildProcess.StartAsync($"engine-{i}-sidecar", Dll("EngineSidecar"), [], Url(http), new Dictionary<string, string>
-        {
-            ["Kestrel__Endpoints__Http__Url"] = Url(http).ToString(),
-            ["Kestrel__Endpoints__Grpc__Url"] = Url(grpc).ToString(),
-            ["Kestrel__Endpoints__Grpc__Protocols"] = "Http2",
-            ["Sidecar__EngineUrl"] = engine.Url.ToString(),
-            ["Sidecar__EngineKind"] = "vllm",
-            ["Sidecar__PodName"] = engine.Name,
-            ["Sidecar__NodeName"] = $"node-{i}",
-            ["Sidecar__MaxLoras"] = "4",
-            ["Sidecar__MaxCpuLoras"] = "4",
-            ["Sidecar__MaxLoraRank"] = "16",
-            ["Sidecar__CacheDirectory"] = _dir.Combine($"cache-{i}"),
-            ["Sidecar__AllowedLocalRoots__0"] = Manifests,
-        });
-        Own(sidecar);
-        Sidecars.Add(sidecar);
-        SidecarGrpc.Add(Url(grpc));
+        var node = await EngineNode.StartAsync(i, _dir, Manifests);
+        Own(node.Engine);
+        Own(node.Sidecar);
+        Engines.Add(node.Engine);
+        Sidecars.Add(node.Sidecar);
+        SidecarGrpc.Add(node.SidecarGrpc);
     }
 
     private List<Uri> SidecarGrpc { get; } = [];
@@ -229,7 +198,7 @@ public sealed class LocalStack : IAsyncDisposable
             }), Encoding.UTF8, "application/json"),
         };
 
-    public static string Dll(string project)
+    internal static string Dll(string project)
     {
         // tests/Reliability.Tests/bin/<Configuration>/<tfm>/: the services are built in the same configuration.
         var tfmDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
@@ -262,9 +231,7 @@ public sealed class LocalStack : IAsyncDisposable
         }
     }
 
-    private static Uri Url(int port) => new($"http://127.0.0.1:{port}/");
-
-    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
+    internal static Uri Url(int port) => new($"http://127.0.0.1:{port}/");
 
     public async ValueTask DisposeAsync()
     {
