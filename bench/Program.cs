@@ -14,6 +14,7 @@ const string usage = """
       churn              10,000 adapters on 64 engines through the Kubernetes home: time to Ready, mutating API calls/s
       dashboard          k8s/monitoring's Grafana dashboard charted from a real run (AppHost stack, Prometheus, varying load)
       onnx-lora          ONNX backend decode step: tokens/s and step latency, batch 1/8/32 x 0/1/4 adapters, ratio to base
+      soak               steady mixed load with adapter churn on the local stack; memory, threads, fds of every process flat, no non-2xx
 
     <command> --help lists its options. Results are appended to bench/results/<command>.md and .json.
     """;
@@ -45,8 +46,10 @@ try
         "dashboard" => await DashboardCommand.RunAsync(rest),
         "onnx-lora" when help => Print(OnnxLoraCommand.Help),
         "onnx-lora" => OnnxLoraCommand.Run(rest),
+        "soak" when help => Print(SoakCommand.Help),
+        "soak" => await SoakCommand.RunAsync(rest),
         PassThroughProxy.Command => await PassThroughProxy.RunAsync(rest),
-        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead, declared-to-routable, churn, dashboard, onnx-lora; --help)"),
+        _ => throw new BenchUsageException($"unknown command '{command}' (placement, engine-rate, gateway-overhead, declared-to-routable, churn, dashboard, onnx-lora, soak; --help)"),
     };
 }
 catch (BenchUsageException e)

@@ -554,7 +554,7 @@ internal sealed partial class Reconciler : BackgroundService
         foreach (var gone in _previous.Keys.Where(k => !finalResources.ContainsKey(k) && resources.All(r => r.Key != k)).ToList()) _previous.Remove(gone);
         await _home.WriteStatusAsync(written, ct);
         _phases.Record(written.Select(w => w.Status!));
-        if (_routes.Publish(RoutingTableBuilder.Build(model, views)))
+        if (_routes.Publish(RoutingTableBuilder.Build(model, views, _options.EngineGracePeriod)))
             LogRoutesPublished(_logger, _routes.Current.Version, owners.Count, views.Count);
 
         _model = model;

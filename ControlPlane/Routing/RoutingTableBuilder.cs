@@ -8,7 +8,13 @@ namespace HybridServing.ControlPlane.Routing;
 /// <summary>Builds the routing table from a reconcile's picture. Pure.</summary>
 internal static class RoutingTableBuilder
 {
-    public static RoutingTable Build(ReconcileModel model, IReadOnlyDictionary<string, EngineView> views)
+    /// <remarks>
+    /// A lost sidecar says nothing about its engine: the engine stays healthy in the table (as its last load
+    /// report says) for <paramref name="gracePeriod"/>, the time placement leaves its adapters there, so a
+    /// sidecar restart never takes a serving engine out of routing. A dead engine is the gateway's to see
+    /// (a failed connection ejects it at once, its load scrapes fail).
+    /// </remarks>
+    public static RoutingTable Build(ReconcileModel model, IReadOnlyDictionary<string, EngineView> views, TimeSpan gracePeriod)
     {
         var table = new RoutingTable();
         foreach (var view in views.Values.Where(v => v.Info is not null).OrderBy(v => v.Endpoint.Name, StringComparer.Ordinal))
@@ -18,7 +24,8 @@ internal static class RoutingTableBuilder
                 Name = view.Endpoint.Name,
                 Node = view.Node,
                 Url = view.EngineUrl,
-                Healthy = view.Connected && (view.Load?.Healthy ?? true),
+                Healthy = (view.Load?.Healthy ?? true)
+                    && (view.Connected || view.DisconnectedSince is not { } since || model.At - since < gracePeriod),
                 MaxLoras = view.Info!.MaxLoras,
                 MaxCpuLoras = view.Info.MaxCpuLoras,
                 Draining = model.Drained.ContainsKey(view.Endpoint.Name),

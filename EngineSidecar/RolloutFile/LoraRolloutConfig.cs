@@ -23,7 +23,8 @@ internal sealed record LoraRolloutConfig(
 {
     public const string RootKey = "vLLMLoRAConfig";
 
-    public Uri EngineUrl => new($"http://{Host}:{Port}");
+    /// <summary>The engine's address; an IPv6 host gets its brackets.</summary>
+    public Uri EngineUrl => new UriBuilder(Uri.UriSchemeHttp, Host, Port).Uri;
 
     /// <summary>Names in both lists: reported and skipped (neither loaded nor unloaded).</summary>
     public IReadOnlyList<string> Conflicts =>
@@ -46,15 +47,7 @@ internal sealed record LoraRolloutConfig(
     /// (<see cref="FormatException"/> listing every problem); without, bad entries are skipped and listed in Warnings.</summary>
     public static LoraRolloutConfig Parse(string yaml, bool validate)
     {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(yaml));
-        }
-        catch (YamlException e)
-        {
-            throw new FormatException($"The file is not valid YAML: {e.Message}");
-        }
+        var stream = Load(yaml, "The file");
         if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode top)
             throw new FormatException($"The file is empty or not a YAML mapping; it needs a top-level '{RootKey}' key.");
 
@@ -71,7 +64,10 @@ internal sealed record LoraRolloutConfig(
             port = 8000;
         }
         if (Uri.CheckHostName(host) == UriHostNameType.Unknown)
+        {
             problems.Add($"'host' '{host}' is not a valid host name.");
+            host = "localhost";
+        }
 
         var exist = Models(root, "ensureExist", problems);
         var notExist = Models(root, "ensureNotExist", problems);
@@ -87,6 +83,24 @@ internal sealed record LoraRolloutConfig(
         return new LoraRolloutConfig(Scalar(root, "name"), host, port, Scalar(root, "defaultBaseModel"), exist, notExist, warnings);
     }
 
+    /// <summary>
+    /// YAML to nodes; anything YamlDotNet throws is a <see cref="FormatException"/> (besides YamlException it throws
+    /// InvalidOperationException and ArgumentException for some malformed streams, which the fuzzer found).
+    /// </summary>
+    private static YamlStream Load(string text, string what)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(text));
+        }
+        catch (Exception e) when (e is YamlException or InvalidOperationException or ArgumentException)
+        {
+            throw new FormatException($"{what} is not valid YAML: {e.Message}");
+        }
+        return stream;
+    }
+
     private static YamlMappingNode? FromConfigMap(YamlMappingNode top)
     {
         if (Scalar(top, "kind") != "ConfigMap" || Child(top, "data") is not YamlMappingNode data) return null;
@@ -94,8 +108,7 @@ internal sealed record LoraRolloutConfig(
         {
             if (value is YamlScalarNode { Value: { } text } && text.Contains(RootKey, StringComparison.Ordinal))
             {
-                var inner = new YamlStream();
-                inner.Load(new StringReader(text));
+                var inner = Load(text, "The ConfigMap's data entry");
                 if (inner.Documents.Count > 0 && inner.Documents[0].RootNode is YamlMappingNode m && Child(m, RootKey) is YamlMappingNode r)
                     return r;
             }

@@ -18,6 +18,13 @@ internal sealed record ForwardAttempt(ForwarderError Error, bool CanRetry, int? 
 
     /// <summary>The engine answered 503 (held back): nothing reached the client, another engine may serve.</summary>
     public bool EngineUnavailable { get; init; }
+
+    /// <summary>
+    /// The engine took the request, then its connection closed or was reset before any response header
+    /// (the process died): nothing reached the client and nothing was answered, so another holder may
+    /// serve it. The response is reset for that; the caller writes the 502 when no other holder is left.
+    /// </summary>
+    public bool EngineDropped { get; init; }
 }
 
 /// <summary>Sends a buffered request to one engine with YARP's <see cref="IHttpForwarder"/>.</summary>
@@ -94,7 +101,13 @@ internal sealed class EngineForwarder : IDisposable
             && !context.Response.HasStarted
             && !context.RequestAborted.IsCancellationRequested
             && exception is HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError };
-        if (connectFailed)
+        // The engine died with the request (SIGKILL, crash): its connection ended or was reset before a header.
+        // Inference has no side effect but its cost, so answering it elsewhere is safe; a timeout is not this.
+        var dropped = !connectFailed && error == ForwarderError.Request
+            && !context.Response.HasStarted
+            && !context.RequestAborted.IsCancellationRequested
+            && IsConnectionBroken(exception);
+        if (connectFailed || dropped)
         {
             // Undo what YARP set for its 502 so a retry (or our own error body) starts clean.
             context.Features.Set<IForwarderErrorFeature>(null);
@@ -105,7 +118,23 @@ internal sealed class EngineForwarder : IDisposable
         // client saw a byte: not retried (it may have done the work), but it counts against its health.
         var engineFailed = !connectFailed && !context.RequestAborted.IsCancellationRequested
             && error is ForwarderError.Request or ForwarderError.ResponseBodyDestination or ForwarderError.ResponseHeaders;
-        return new ForwardAttempt(error, connectFailed, transformer.UpstreamStatus, transformer.UpstreamRetryAfter, exception) { EngineFailed = engineFailed };
+        return new ForwardAttempt(error, connectFailed, transformer.UpstreamStatus, transformer.UpstreamRetryAfter, exception)
+        {
+            EngineFailed = engineFailed, EngineDropped = dropped,
+        };
+    }
+
+    /// <summary>The connection ended (EOF) or was reset while the response was awaited: not a timeout, not a protocol error.</summary>
+    private static bool IsConnectionBroken(Exception? exception)
+    {
+        if (exception is HttpRequestException { HttpRequestError: HttpRequestError.ResponseEnded }) return true;
+        for (var e = exception; e is not null; e = e.InnerException)
+        {
+            if (e is HttpIOException { HttpRequestError: HttpRequestError.ResponseEnded }) return true;
+            if (e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionReset or System.Net.Sockets.SocketError.ConnectionAborted })
+                return true;
+        }
+        return false;
     }
 
     private static bool IsEventStream(string? contentType) =>

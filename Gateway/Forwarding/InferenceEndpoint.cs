@@ -18,8 +18,8 @@ namespace HybridServing.Gateway.Forwarding;
 /// <summary>
 /// <c>POST /v1/chat/completions</c> and <c>/v1/completions</c>: authenticate → read the body once →
 /// take out <c>model</c> → resolve it for the tenant → rate limit → pick an engine that holds it
-/// (cold start if none) → forward unchanged, retrying on another engine only when the connection
-/// failed before any response byte.
+/// (cold start if none) → forward unchanged, retrying on another engine only when nothing reached the
+/// client: the connection failed, or the engine dropped the request (died) before any response header.
 /// </summary>
 internal sealed partial class InferenceEndpoint(
     TenantAuthenticator authenticator,
@@ -204,7 +204,7 @@ internal sealed partial class InferenceEndpoint(
             activity?.SetTag("hybridserving.engine", chosen.Name);
             tried.Add(chosen.Name);
             if (attempt > 1)
-                telemetry.Retries.Add(1, new("model", labels.Model), new("reason", last?.ModelNotFound == true ? "adapter-missing" : last?.EngineUnavailable == true ? "engine-unavailable" : "connect-failed"));
+                telemetry.Retries.Add(1, new("model", labels.Model), new("reason", last?.ModelNotFound == true ? "adapter-missing" : last?.EngineUnavailable == true ? "engine-unavailable" : last?.EngineDropped == true ? "engine-dropped" : "connect-failed"));
             var responseBody = context.Response.Body;
             using var tap = new ResponseTap(responseBody, () =>
                 telemetry.TimeToFirstByte.Record(time.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("model", labels.Model)));
@@ -232,6 +232,12 @@ internal sealed partial class InferenceEndpoint(
                 continue;
             }
             if (last.EngineUnavailable) continue;
+            if (last.EngineDropped && anotherHolder)
+            {
+                health.ReportFailure(chosen.Name);
+                LogEngineDropped(chosen.Name, last.Exception?.Message ?? last.Error.ToString());
+                continue;
+            }
             if (last.CanRetry)
             {
                 health.ReportFailure(chosen.Name);
@@ -315,6 +321,9 @@ internal sealed partial class InferenceEndpoint(
 
     [LoggerMessage(EventId = 504, Level = LogLevel.Information, Message = "Engine {Engine} answered 404 for adapter {Adapter} the routing table still shows there; trying another holder.")]
     private partial void LogAdapterMissing(string engine, string adapter);
+
+    [LoggerMessage(EventId = 505, Level = LogLevel.Warning, Message = "Engine {Engine} dropped the request before answering ({Reason}); trying another holder.")]
+    private partial void LogEngineDropped(string engine, string reason);
 
     [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Forwarding to engine {Engine} failed: {Error} {Reason}")]
     private partial void LogForwardFailed(string engine, Yarp.ReverseProxy.Forwarder.ForwarderError error, string reason);

@@ -37,7 +37,7 @@ internal sealed class GatewayTelemetry : IDisposable
         OverflowWait = _meter.CreateHistogram<double>("overflow.wait", "s", "How long requests waited for an overflow load (served there or not).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
         Tokens = _meter.CreateCounter<long>("tokens", "{token}", "Prompt and completion tokens engines reported, by model, tenant and kind.");
-        Retries = _meter.CreateCounter<long>("retries", "{retry}", "Requests retried on another engine: connection failed (connect-failed) or the engine no longer had the adapter (adapter-missing).");
+        Retries = _meter.CreateCounter<long>("retries", "{retry}", "Requests retried on another engine: connection failed (connect-failed), the engine died before answering (engine-dropped), the engine no longer had the adapter (adapter-missing) or answered 503 (engine-unavailable).");
     }
 
     private static readonly double[] LatencyBuckets = [.001, .005, .01, .02, .04, .06, .08, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];

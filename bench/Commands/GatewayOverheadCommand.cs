@@ -5,6 +5,7 @@ using HybridServing.Bench.Cli;
 using HybridServing.Bench.Hosting;
 using HybridServing.Bench.Load;
 using HybridServing.Bench.Results;
+using HybridServing.TestKit;
 
 namespace HybridServing.Bench.Commands;
 

@@ -24,6 +24,7 @@ internal sealed class AspireStack : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _recent = new(StringComparer.Ordinal);
     private readonly List<Task> _followers = [];
+    private readonly ConcurrentDictionary<string, int> _pids = new(StringComparer.Ordinal);
 
     private AspireStack(DistributedApplication app, StreamWriter log)
     {
@@ -103,6 +104,9 @@ internal sealed class AspireStack : IAsyncDisposable
         }
     }
 
+    /// <summary>Process ids of the project resources by name, as far as Aspire has reported them.</summary>
+    public IReadOnlyDictionary<string, int> ProcessIds => _pids;
+
     /// <summary>The URL of <paramref name="resource"/>'s endpoint (http by default).</summary>
     public Uri Endpoint(string resource, string endpoint = "http") => _app.GetEndpoint(resource, endpoint);
 
@@ -131,7 +135,12 @@ internal sealed class AspireStack : IAsyncDisposable
             {
                 await foreach (var e in _app.ResourceNotifications.WatchAsync(_stop.Token))
                 {
-                    if (e.Resource is not ProjectResource || !followed.Add(e.ResourceId)) continue;
+                    if (e.Resource is not ProjectResource) continue;
+                    // DCP reports each project's process id as a snapshot property; a restart brings a new one.
+                    if (e.Snapshot.Properties.FirstOrDefault(p => p.Name == "executable.pid")?.Value is { } pid
+                        && int.TryParse(Convert.ToString(pid, CultureInfo.InvariantCulture), NumberStyles.Integer, CultureInfo.InvariantCulture, out var id))
+                        _pids[e.Resource.Name] = id;
+                    if (!followed.Add(e.ResourceId)) continue;
                     var name = e.Resource.Name;
                     var recent = _recent.GetOrAdd(name, _ => new ConcurrentQueue<string>());
                     lock (_followers) _followers.Add(Task.Run(async () =>

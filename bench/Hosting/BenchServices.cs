@@ -1,6 +1,7 @@
 using System.Globalization;
 using HybridServing.Bench.Results;
 using HybridServing.Contracts.Peft;
+using HybridServing.TestKit;
 
 namespace HybridServing.Bench.Hosting;
 

@@ -148,8 +148,37 @@ public sealed class ResilienceTests
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
         using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Contains("failed before answering", json.RootElement.GetProperty("error").GetProperty("message").GetString());
-        Assert.Single(a.Received); // not retried: the engine had the request
+        Assert.Single(a.Received); // no other engine to retry on
         Assert.True(gw.Services.GetRequiredService<PassiveHealth>().IsEjected("a"));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_engine_dropping_the_request_before_answering_is_retried_on_another_holder(bool stream)
+    {
+        // a takes the request and aborts the connection without a byte (what a killed engine does).
+        await using var a = await FakeEngine.StartAsync("a", "sql");
+        await using var b = await FakeEngine.StartAsync("b", "sql");
+        a.Fail = (-1, null);
+        await using var cp = await FakeControlPlane.StartAsync(Table(1, [Engine("a", a.Url), Engine("b", b.Url)],
+            Adapter("sql", endpoints: [("a", Residency.Loaded), ("b", Residency.Loaded)])));
+        await using var gw = await GatewayHost.StartAsync(cp.Url, new Dictionary<string, string?>
+        {
+            ["Gateway:Picking:Policy"] = "round-robin",
+            ["Gateway:Load:ScrapeInterval"] = "00:00:00",
+        });
+        await gw.WaitForTableAsync(1);
+
+        using var response = await gw.Client.SendAsync(gw.Chat("sql", stream));
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("b", response.Headers.GetValues("x-hybridserving-engine").Single());
+        Assert.DoesNotContain("\"error\"", text);
+        Assert.Single(a.Received);
+        Assert.Single(b.Received);
+        Assert.True(gw.Services.GetRequiredService<PassiveHealth>().IsEjected("a"));
+        Assert.Contains("reason=\"engine-dropped\"", await gw.Client.GetStringAsync("/metrics"), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -5,7 +5,8 @@ namespace HybridServing.TestKit;
 
 /// <summary>
 /// A TCP proxy on 127.0.0.1 in front of a server that the test cannot instrument (s3rver is a node process):
-/// it counts the bytes the server sends back, which is how a test proves a client read only part of an object.
+/// it counts the bytes the server sends back, which is how a test proves a client read only part of an object,
+/// and it can reset connections in the middle of an answer (<see cref="ResetAfter"/>): a network that breaks mid-download.
 /// </summary>
 public sealed class CountingTcpProxy : IAsyncDisposable
 {
@@ -14,6 +15,9 @@ public sealed class CountingTcpProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
     private long _downstream;
+    private long _resetAfter = -1;
+    private int _connections;
+    private int _resets;
 
     public CountingTcpProxy(Uri target)
     {
@@ -31,6 +35,18 @@ public sealed class CountingTcpProxy : IAsyncDisposable
 
     public void Reset() => Interlocked.Exchange(ref _downstream, 0);
 
+    /// <summary>
+    /// From now on every connection is reset (TCP RST to the client) once the server has sent it more than
+    /// <paramref name="bytes"/> bytes; null stops the fault. Connections already open are affected too.
+    /// </summary>
+    public void ResetAfter(long? bytes) => Interlocked.Exchange(ref _resetAfter, bytes ?? -1);
+
+    /// <summary>Connections accepted so far.</summary>
+    public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>Connections this proxy reset so far.</summary>
+    public int Resets => Volatile.Read(ref _resets);
+
     private async Task AcceptAsync()
     {
         while (!_stop.IsCancellationRequested)
@@ -38,6 +54,7 @@ public sealed class CountingTcpProxy : IAsyncDisposable
             TcpClient client;
             try { client = await _listener.AcceptTcpClientAsync(_stop.Token); }
             catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException) { return; }
+            Interlocked.Increment(ref _connections);
             _ = RelayAsync(client);
         }
     }
@@ -50,23 +67,41 @@ public sealed class CountingTcpProxy : IAsyncDisposable
             try
             {
                 await server.ConnectAsync(_target, _stop.Token);
-                var up = Pump(client.GetStream(), server.GetStream(), count: false);
-                var down = Pump(server.GetStream(), client.GetStream(), count: true);
+                var up = Pump(client.GetStream(), server.GetStream(), null);
+                var down = Pump(server.GetStream(), client.GetStream(), client);
                 await Task.WhenAny(up, down);
             }
             catch (Exception e) when (e is OperationCanceledException or SocketException or IOException) { }
         }
     }
 
-    private async Task Pump(Stream from, Stream to, bool count)
+    /// <param name="downstreamClient">Set for the server-to-client direction: counted, and reset there when the fault says so.</param>
+    private async Task Pump(Stream from, Stream to, TcpClient? downstreamClient)
     {
         var buffer = new byte[16 * 1024];
+        long sent = 0;
         try
         {
             int n;
             while ((n = await from.ReadAsync(buffer, _stop.Token)) > 0)
             {
-                if (count) Interlocked.Add(ref _downstream, n);
+                if (downstreamClient is not null)
+                {
+                    var limit = Interlocked.Read(ref _resetAfter);
+                    if (limit >= 0 && sent + n > limit)
+                    {
+                        // Send up to the limit, then RST: linger 0 makes Close abort the connection.
+                        var part = (int)Math.Max(0, limit - sent);
+                        if (part > 0) await to.WriteAsync(buffer.AsMemory(0, part), _stop.Token);
+                        Interlocked.Add(ref _downstream, part);
+                        Interlocked.Increment(ref _resets);
+                        downstreamClient.LingerState = new LingerOption(true, 0);
+                        downstreamClient.Close();
+                        return;
+                    }
+                    sent += n;
+                    Interlocked.Add(ref _downstream, n);
+                }
                 await to.WriteAsync(buffer.AsMemory(0, n), _stop.Token);
             }
         }

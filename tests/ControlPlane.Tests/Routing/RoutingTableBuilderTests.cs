@@ -15,12 +15,35 @@ public sealed class RoutingTableBuilderTests
         new EngineInfo { EngineUrl = reportedEngineUrl, MaxLoras = 4, MaxCpuLoras = 4 },
         new Dictionary<string, AdapterStatus>(), null, true, null, null, null, 0, null);
 
-    private static string PublishedUrl(EngineView view)
+    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(20);
+
+    private static Contracts.ControlPlane.Engine Published(EngineView view, DateTimeOffset at)
     {
         var empty = new Plan(new Dictionary<string, IReadOnlyList<string>>(), new Dictionary<string, IReadOnlyList<string>>(), new Dictionary<string, Shortfall>(), []);
-        var model = new ReconcileModel(1, DateTimeOffset.UnixEpoch, [], new Dictionary<string, (ResourceState, DiscoveredAdapter)>(),
+        var model = new ReconcileModel(1, at, [], new Dictionary<string, (ResourceState, DiscoveredAdapter)>(),
             new Dictionary<string, AdapterDemand>(), empty, [view], [], [], [], empty);
-        return RoutingTableBuilder.Build(model, new Dictionary<string, EngineView> { ["vllm-0"] = view }).Engines.Single().Url;
+        return RoutingTableBuilder.Build(model, new Dictionary<string, EngineView> { ["vllm-0"] = view }, Grace).Engines.Single();
+    }
+
+    private static string PublishedUrl(EngineView view) => Published(view, DateTimeOffset.UnixEpoch).Url;
+
+    [Theory]
+    // Trial 2 of tests/Reliability.Tests: a killed sidecar used to take its (serving) engine out of routing at once.
+    [InlineData(true, null, true)]
+    [InlineData(false, 0, true)]
+    [InlineData(false, 19, true)]
+    [InlineData(false, 20, false)]
+    [InlineData(true, null, false, false)]
+    public void A_lost_sidecar_leaves_its_engine_routable_for_the_grace_period(bool connected, int? disconnectedSecondsAgo, bool healthy, bool engineHealthy = true)
+    {
+        var at = DateTimeOffset.UnixEpoch.AddHours(1);
+        var view = View("http://127.0.0.1:9001", "http://127.0.0.1:8000/") with
+        {
+            Connected = connected,
+            DisconnectedSince = disconnectedSecondsAgo is { } s ? at.AddSeconds(-s) : null,
+            Load = new EngineLoad { Healthy = engineHealthy },
+        };
+        Assert.Equal(healthy, Published(view, at).Healthy);
     }
 
     [Theory]

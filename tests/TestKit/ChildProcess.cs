@@ -1,21 +1,26 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 
-namespace HybridServing.Bench.Hosting;
+namespace HybridServing.TestKit;
 
 /// <summary>
-/// A service started as a separate process (so its CPU and memory are its own), waited for until
-/// its health endpoint answers, and always stopped: on dispose, on Ctrl+C and on process exit.
-/// Its output is kept (last lines) for the error message when it fails to start.
+/// A service started as a separate process (so its CPU and memory are its own, and it can be
+/// SIGKILLed), waited for until its health endpoint answers, and always stopped: on dispose, on
+/// Ctrl+C and on process exit. Its output is kept (last lines) for the error message when it fails
+/// to start, and lines can be counted (<see cref="CountLines"/>).
 /// </summary>
-internal sealed class ChildProcess : IAsyncDisposable
+public sealed class ChildProcess : IAsyncDisposable
 {
     /// <summary>The variable ServiceDefaults watches: the service stops when that process is gone.</summary>
     public const string ParentPidVariable = "HYBRIDSERVING_APPHOST_PID";
 
     private static readonly ConcurrentDictionary<int, Process> Running = new();
-    private readonly Process _process;
+    private readonly ProcessStartInfo _startInfo;
     private readonly ConcurrentQueue<string> _tail = new();
+    private readonly ConcurrentDictionary<string, int> _counted = new(StringComparer.Ordinal);
+    private readonly string _healthPath;
+    private readonly TimeSpan _timeout;
+    private Process _process = null!;
 
     static ChildProcess()
     {
@@ -27,11 +32,13 @@ internal sealed class ChildProcess : IAsyncDisposable
         };
     }
 
-    private ChildProcess(string name, Process process, Uri url)
+    private ChildProcess(string name, ProcessStartInfo startInfo, Uri url, string healthPath, TimeSpan timeout)
     {
         Name = name;
-        _process = process;
+        _startInfo = startInfo;
         Url = url;
+        _healthPath = healthPath;
+        _timeout = timeout;
     }
 
     public string Name { get; }
@@ -76,25 +83,58 @@ internal sealed class ChildProcess : IAsyncDisposable
         psi.Environment[ParentPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
 
-        var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        var child = new ChildProcess(name, process, url);
-        process.OutputDataReceived += (_, e) => child.Keep(e.Data);
-        process.ErrorDataReceived += (_, e) => child.Keep(e.Data);
+        var child = new ChildProcess(name, psi, url, healthPath, timeout ?? TimeSpan.FromSeconds(60));
+        await child.LaunchAsync();
+        return child;
+    }
+
+    /// <summary>SIGKILL (no graceful stop, in-flight requests cut mid-byte), and waits until the process is gone.</summary>
+    public async Task KillAsync()
+    {
+        Running.TryRemove(_process.Id, out _);
+        if (_process.HasExited) return;
+        try { _process.Kill(entireProcessTree: true); }
+        catch (InvalidOperationException) { }
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await _process.WaitForExitAsync(cts.Token);
+    }
+
+    /// <summary>Starts the same command line again (after <see cref="KillAsync"/>) and waits until it is healthy.</summary>
+    public Task RestartAsync()
+    {
+        if (!_process.HasExited) throw new InvalidOperationException($"{Name} is still running; kill it first.");
+        _process.Dispose();
+        return LaunchAsync();
+    }
+
+    /// <summary>
+    /// Counts output lines containing <paramref name="text"/> from now on (this and later processes of
+    /// this child): <c>Watch("Loaded LoRA adapter")</c>, then <see cref="CountLines"/>.
+    /// </summary>
+    public void Watch(string text) => _counted.TryAdd(text, 0);
+
+    /// <summary>Output lines containing a <see cref="Watch"/>ed text so far.</summary>
+    public int CountLines(string text) => _counted.TryGetValue(text, out var n) ? n : throw new InvalidOperationException($"'{text}' is not watched.");
+
+    private async Task LaunchAsync()
+    {
+        var process = new Process { StartInfo = _startInfo, EnableRaisingEvents = true };
+        process.OutputDataReceived += (_, e) => Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => Keep(e.Data);
         process.Start();
+        _process = process;
         Running[process.Id] = process;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-
         try
         {
-            await child.WaitHealthyAsync(healthPath, timeout ?? TimeSpan.FromSeconds(60));
+            await WaitHealthyAsync(_healthPath, _timeout);
         }
         catch
         {
-            await child.DisposeAsync();
+            await DisposeAsync();
             throw;
         }
-        return child;
     }
 
     /// <summary>Resident memory (VmRSS, the working set) in bytes, read fresh.</summary>
@@ -114,6 +154,8 @@ internal sealed class ChildProcess : IAsyncDisposable
     private void Keep(string? line)
     {
         if (line is null) return;
+        foreach (var text in _counted.Keys)
+            if (line.Contains(text, StringComparison.Ordinal)) _counted.AddOrUpdate(text, 1, (_, n) => n + 1);
         _tail.Enqueue(line);
         while (_tail.Count > 40) _tail.TryDequeue(out _);
     }
@@ -172,22 +214,4 @@ internal sealed class ChildProcess : IAsyncDisposable
         if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
         return "dotnet";
     }
-}
-
-/// <summary>Free loopback ports (bind port 0, read, release).</summary>
-internal static class FreePorts
-{
-    /// <summary>A free loopback port below the ephemeral range (outgoing connections cannot take it meanwhile).</summary>
-    public static int Get() => HybridServing.TestKit.Ports.GetFree();
-
-    public static Uri Url(int port) => new($"http://127.0.0.1:{port}/");
-}
-
-/// <summary>Progress lines with the time since the harness started (where a slow run spends its time).</summary>
-internal static class Progress
-{
-    private static readonly Stopwatch Clock = Stopwatch.StartNew();
-
-    public static void Log(string message) =>
-        Console.WriteLine($"[{Clock.Elapsed:mm\\:ss\\.f}] {message}");
 }
