@@ -37,11 +37,14 @@ internal sealed partial class Cluster : IAsyncDisposable
     private readonly List<ServiceProxy> _proxies = [];
     private readonly List<string> _mountPoints = [];
     private readonly Dictionary<string, IPAddress> _clusterIps = [];
+    private readonly IReadOnlyDictionary<string, IPAddress> _extraHosts;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _probing = [];
 
-    public Cluster(KubeApiServer api, PodNetwork network, string repository, string root)
+    /// <param name="hosts">Names outside the namespace's Services that the cluster's DNS resolves (e.g. an object store's), with their address.</param>
+    public Cluster(KubeApiServer api, PodNetwork network, string repository, string root, IReadOnlyDictionary<string, IPAddress>? hosts = null)
     {
+        _extraHosts = hosts ?? new Dictionary<string, IPAddress>();
         _api = api;
         _client = api.CreateClient();
         _network = network;
@@ -120,6 +123,7 @@ internal sealed partial class Cluster : IAsyncDisposable
             hosts.Append(CultureInfo($"{clusterIp}\t{name}.{ns}.svc.cluster.local {name}.{ns}.svc {name}.{ns} {name}\n"));
         }
 
+        foreach (var (name, address) in _extraHosts) hosts.Append(CultureInfo($"{address}\t{name}\n"));
         await Task.WhenAll(_pods.Select(p => StartPodAsync(p, hosts.ToString())));
     }
 

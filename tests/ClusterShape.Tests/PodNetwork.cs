@@ -34,6 +34,17 @@ internal sealed class PodNetwork : IDisposable
         foreach (var tool in new[] { "ip", "mount", "setpriv" })
             if (!Environment.GetEnvironmentVariable("PATH")!.Split(':').Any(d => File.Exists(Path.Combine(d, tool))))
                 return $"the cluster-shaped test needs '{tool}' on PATH (iproute2 / util-linux)";
+        // Root in a container without CAP_NET_ADMIN/CAP_SYS_ADMIN: network namespaces cannot be made.
+        var probe = $"hs-probe-{Environment.ProcessId}";
+        try
+        {
+            Ip($"netns add {probe}");
+            Ip($"netns delete {probe}");
+        }
+        catch (InvalidOperationException e)
+        {
+            return $"the cluster-shaped test needs network namespaces, which this machine refuses: {e.Message}";
+        }
         return null;
     }
 

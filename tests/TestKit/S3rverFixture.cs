@@ -22,6 +22,12 @@ public sealed class S3rverFixture : IAsyncLifetime
     /// <summary>The address s3rver listens on: loopback unless a test's peers live elsewhere (pods on a bridge).</summary>
     public string Address { get; init; } = "127.0.0.1";
 
+    /// <summary>
+    /// s3rver's <c>--service-endpoint</c>: with <c>example.internal</c>, requests to the host <c>s3.example.internal</c> are
+    /// path-style and <c>BUCKET.s3.example.internal</c> virtual-hosted, as with a store reached by DNS name (AWS's by default).
+    /// </summary>
+    public string? ServiceEndpoint { get; init; }
+
     private static string ProjectDirectory()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
@@ -38,7 +44,8 @@ public sealed class S3rverFixture : IAsyncLifetime
             await InstallAsync(prefix, entry);
         _data = new TempDirectory("s3rver");
         var port = Ports.GetFree();
-        var start = new ProcessStartInfo("node", [entry, "-d", _data.Path, "-a", Address, "-p", port.ToString(), "--configure-bucket", Bucket, "--silent"])
+        string[] endpoint = ServiceEndpoint is null ? [] : ["--service-endpoint", ServiceEndpoint];
+        var start = new ProcessStartInfo("node", [entry, "-d", _data.Path, "-a", Address, "-p", port.ToString(), .. endpoint, "--configure-bucket", Bucket, "--silent"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
