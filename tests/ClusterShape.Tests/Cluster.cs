@@ -487,11 +487,11 @@ internal sealed partial class Cluster : IAsyncDisposable
     public async Task SyncAsync(string ns)
     {
         var deployments = (await _client.AppsV1.ListNamespacedDeploymentAsync(ns)).Items.Select(d => d.Name()).ToHashSet();
-        foreach (var pod in _pods.Where(p => !p.Stopped && !deployments.Contains(p.Deployment)).ToList())
+        await Task.WhenAll(_pods.Where(p => !p.Stopped && !deployments.Contains(p.Deployment)).Select(async pod =>
         {
             await StopAsync(pod, TimeSpan.FromSeconds(Math.Min(pod.Spec.TerminationGracePeriodSeconds ?? 30, 15)));
             await _client.CoreV1.DeleteNamespacedPodAsync(pod.Name, pod.Namespace, gracePeriodSeconds: 0);
-        }
+        }));
     }
 
     private static async Task StopAsync(Pod pod, TimeSpan grace)

@@ -47,6 +47,8 @@ public sealed class ClusterShapeTests(ITestOutputHelper output)
         await s3.InitializeAsync();
         var s3Endpoint = new UriBuilder(s3.ServiceUrl) { Host = S3Host }.Uri;
         var cluster = new Cluster(api, network, repo, work.Path, new Dictionary<string, IPAddress> { [S3Host] = network.NodeAddress });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        void Phase(string what) => output.WriteLine($"{clock.Elapsed.TotalSeconds,6:F1} s  {what}");
         try
         {
             // Install, as the README says: the manifests, then the gateway's keys Secret.
@@ -74,10 +76,13 @@ public sealed class ClusterShapeTests(ITestOutputHelper output)
                         namespaces: [default]
                 """);
 
+            Phase("k8s/ applied");
             await cluster.StartAsync(Ns);
             await WaitAsync(() => Task.FromResult(cluster.Pods.All(p => p.Ready)), TimeSpan.FromSeconds(120),
                 () => "every pod Ready; not ready: " + string.Join(", ", cluster.Pods.Where(p => !p.Ready).Select(p => p.Name)), cluster);
             Assert.Equal(replicas, cluster.Pods.GroupBy(p => p.Deployment).ToDictionary(g => g.Key, g => g.Count()));
+
+            Phase("every pod Ready");
 
             // A private adapter in S3, named by a LoraAdapter whose credentialsSecretRef holds the keys.
             var adapter = TestAdapters.Write(work.Path, "sql-private", rank: 8, baseModel: BaseModel);
@@ -122,7 +127,8 @@ public sealed class ClusterShapeTests(ITestOutputHelper output)
                 lastStatus = status.TryGetProperty("status", out var s) ? s.ToString() : "(none)";
                 return s.ValueKind == JsonValueKind.Object && s.TryGetProperty("conditions", out var conditions)
                     && conditions.EnumerateArray().Any(c => c.GetProperty("type").GetString() == "Ready" && c.GetProperty("status").GetString() == "True");
-            }, TimeSpan.FromSeconds(60), () => "LoraAdapter private-sql Ready; status: " + lastStatus, cluster);
+            }, TimeSpan.FromSeconds(90), () => "LoraAdapter private-sql Ready; status: " + lastStatus, cluster);
+            Phase("LoraAdapter Ready");
 
             // A streamed chat completion through the gateway Service, with the key from the Secret, served by an engine pod.
             var gateway = new Uri($"http://{cluster.ClusterIp("hybridserving-gateway")}/"); // the Service's port 80
@@ -146,18 +152,22 @@ public sealed class ClusterShapeTests(ITestOutputHelper output)
             using (var anonymous = new HttpRequestMessage(HttpMethod.Get, new Uri(gateway, "v1/models")))
                 Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(anonymous)).StatusCode);
 
+            Phase("chat completion streamed");
+
             // Uninstall in the README's order: the adapters (unloaded, finalizer released), then the kustomization.
             await kubectl.RunAsync("delete", "loraadapters", "--all", "-A", "--wait=true", "--timeout=60s");
             Assert.Empty(api.List<LoraAdapter>());
             foreach (var pod in cluster.PodsOf("hybridserving-engine"))
                 using (var direct = new HttpClient())
                     Assert.DoesNotContain("\"sql-private\"", await direct.GetStringAsync($"http://{pod.Address}:8000/v1/models"));
+            Phase("adapters deleted and unloaded");
             await kubectl.RunAsync("delete", "-k", "k8s/", "--wait=true", "--timeout=60s");
             await cluster.SyncAsync(Ns);
             Assert.Equal("", (await kubectl.RunAsync("get", "-k", "k8s/", "--ignore-not-found", "-o", "name")).Trim());
             Assert.Empty(api.List<V1Pod>(Ns));
             Assert.All(cluster.Pods.SelectMany(p => p.Containers), c => Assert.True(c.Process!.HasExited, $"{c.Spec.Name} still runs"));
 
+            Phase("kustomization deleted, pods stopped");
             Assert.Empty(cluster.Failures);
             Assert.DoesNotContain(cluster.AllLogLines, l => l.Contains(apiKey, StringComparison.Ordinal) || l.Contains("S3RVER", StringComparison.Ordinal));
         }
