@@ -68,7 +68,7 @@ internal sealed partial class Cluster : IAsyncDisposable
         var output = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd('/'));
         var configuration = output.Parent!.Name;
         var images = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var project in Directory.GetFiles(repository, "*.csproj", SearchOption.AllDirectories).Where(p => !p.Contains("/tests/", StringComparison.Ordinal)))
+        foreach (var project in Directory.GetDirectories(repository).SelectMany(d => Directory.GetFiles(d, "*.csproj")))
         {
             var text = File.ReadAllText(project);
             if (Regex.Match(text, "<ContainerRepository>([^<]+)</ContainerRepository>") is not { Success: true } image) continue;
@@ -132,10 +132,12 @@ internal sealed partial class Cluster : IAsyncDisposable
     private async Task StartPodAsync(Pod pod, string hosts)
     {
         var spec = pod.Spec;
+        var scheduled = KubernetesJson.Deserialize<V1PodSpec>(KubernetesJson.Serialize(spec));
+        scheduled.NodeName = NodeName;
         var created = await _client.CoreV1.CreateNamespacedPodAsync(new V1Pod
         {
             Metadata = new V1ObjectMeta { Name = pod.Name, NamespaceProperty = pod.Namespace, Labels = pod.Labels, Annotations = pod.Annotations },
-            Spec = KubernetesJson.Deserialize<V1PodSpec>(KubernetesJson.Serialize(spec)) is var copy ? WithNode(copy) : null,
+            Spec = scheduled,
         }, pod.Namespace);
         pod.Uid = created.Uid();
 
@@ -186,12 +188,6 @@ internal sealed partial class Cluster : IAsyncDisposable
             Start(pod, app, volumes, hostsFile, automount, sidecar: false);
         await WriteStatusAsync(pod);
         _probing.Add(ProbeLoopAsync(pod));
-    }
-
-    private static V1PodSpec WithNode(V1PodSpec spec)
-    {
-        spec.NodeName = NodeName;
-        return spec;
     }
 
     private Container Start(Pod pod, V1Container spec, Dictionary<string, string> volumes, string hostsFile, bool automount, bool sidecar)
