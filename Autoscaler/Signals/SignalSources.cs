@@ -30,7 +30,7 @@ internal sealed class SignalSources(HttpClient http)
             var text = await http.GetStringAsync(new Uri(engine, "metrics"), ct);
             return new EngineReading(engine, EngineLoadSnapshot.From(PrometheusText.Parse(text), EngineMetricNames.Vllm), null);
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or FormatException && !ct.IsCancellationRequested)
+        catch (Exception e) when ((Unreachable(e) || e is FormatException) && !ct.IsCancellationRequested)
         {
             return new EngineReading(engine, null, e.Message);
         }
@@ -62,7 +62,7 @@ internal sealed class SignalSources(HttpClient http)
     {
         string text;
         try { text = await http.GetStringAsync(new Uri(gateway, "metrics"), ct); }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (Unreachable(e) && !ct.IsCancellationRequested)
         {
             throw new SignalUnavailableException($"gateway {gateway} /metrics: {e.Message}", e);
         }
@@ -83,11 +83,19 @@ internal sealed class SignalSources(HttpClient http)
             if (!response.IsSuccessStatusCode) throw new SignalUnavailableException($"{source}: HTTP {(int)response.StatusCode}");
             return await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(ct), cancellationToken: ct);
         }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException && !ct.IsCancellationRequested)
+        catch (Exception e) when ((Unreachable(e) || e is JsonException) && !ct.IsCancellationRequested)
         {
             throw new SignalUnavailableException($"{source}: {e.Message}", e);
         }
     }
+
+    /// <summary>
+    /// The source could not be reached or answered incompletely. Besides HttpRequestException and timeouts,
+    /// SocketsHttpHandler lets a bare SocketException (ENOTCONN from the socket's RemoteEndPoint) escape when a
+    /// connection is reset as it is accepted, as a Service proxy without ready endpoints does, and a body cut
+    /// mid-read is an IOException: both are a missing signal, not a reason for the Autoscaler host to stop.
+    /// </summary>
+    private static bool Unreachable(Exception e) => e is HttpRequestException or TaskCanceledException or System.Net.Sockets.SocketException or IOException;
 }
 
 internal sealed class SignalUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -54,8 +54,6 @@ public static class KubernetesSecrets
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, bytes) in secret.Data ?? new Dictionary<string, byte[]>())
             if (bytes is { Length: <= MaxValueBytes }) values[key] = Encoding.UTF8.GetString(bytes).Trim();
-        foreach (var (key, text) in secret.StringData ?? new Dictionary<string, string>())
-            if (text is { Length: <= MaxValueBytes }) values.TryAdd(key, text.Trim());
         return values;
     }
 }

@@ -45,14 +45,14 @@ internal sealed class S3ArtifactFetcher : IArtifactFetcher, IDisposable
 
     internal static IAmazonS3 CreateClient(S3Options options, Func<string, string?> environment, AWSCredentials? fromSecret = null)
     {
+        var serviceUrl = options.ServiceUrl ?? environment("AWS_ENDPOINT_URL_S3") ?? environment("AWS_ENDPOINT_URL");
         var config = new AmazonS3Config
         {
-            ForcePathStyle = options.ForcePathStyle,
+            ForcePathStyle = options.ForcePathStyle ?? !string.IsNullOrEmpty(serviceUrl),
             // s3rver and many S3-compatible stores do not return the newer flexible checksums.
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
         };
-        var serviceUrl = options.ServiceUrl ?? environment("AWS_ENDPOINT_URL_S3") ?? environment("AWS_ENDPOINT_URL");
         var region = options.Region ?? environment("AWS_REGION") ?? environment("AWS_DEFAULT_REGION") ?? "us-east-1";
         if (!string.IsNullOrEmpty(serviceUrl))
         {

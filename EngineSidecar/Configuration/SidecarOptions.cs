@@ -171,7 +171,9 @@ internal sealed class S3Options
     /// <summary>Endpoint override (MinIO, s3rver, ...). Else <c>AWS_ENDPOINT_URL_S3</c>/<c>AWS_ENDPOINT_URL</c>, else AWS.</summary>
     public string? ServiceUrl { get; set; }
     public string? Region { get; set; }
-    public bool ForcePathStyle { get; set; }
+    /// <summary>Path-style addressing (<c>endpoint/bucket/key</c>). Unset: on with an endpoint override (MinIO, Ceph,
+    /// s3rver are reached by a name whose subdomains do not resolve), off for AWS; the ControlPlane's default too.</summary>
+    public bool? ForcePathStyle { get; set; }
     /// <summary>A mounted secret with files <c>aws_access_key_id</c>, <c>aws_secret_access_key</c> and
     /// optionally <c>aws_session_token</c>. Without it the SDK's chain (environment, profile, IMDS) is used.</summary>
     public string? CredentialsDirectory { get; set; }

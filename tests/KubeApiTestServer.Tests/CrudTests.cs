@@ -27,6 +27,31 @@ public sealed class CrudTests
     }
 
     [Fact]
+    public async Task A_Secrets_stringData_is_folded_into_data_on_create_and_update_and_never_returned()
+    {
+        await using var server = await KubeApiServer.StartAsync();
+        using var client = server.CreateClient();
+        var secret = new V1Secret
+        {
+            Metadata = new V1ObjectMeta { Name = "s", NamespaceProperty = Ns },
+            Data = new Dictionary<string, byte[]> { ["kept"] = "old"u8.ToArray(), ["both"] = "from-data"u8.ToArray() },
+            StringData = new Dictionary<string, string> { ["both"] = "from-stringData", ["plain"] = "p" },
+        };
+
+        var created = await client.CoreV1.CreateNamespacedSecretAsync(secret, Ns);
+        Assert.Null(created.StringData);
+        Assert.Equal(["both", "kept", "plain"], created.Data.Keys.Order());
+        Assert.Equal("from-stringData", System.Text.Encoding.UTF8.GetString(created.Data["both"]));
+
+        created.StringData = new Dictionary<string, string> { ["plain"] = "q" };
+        var updated = await client.CoreV1.ReplaceNamespacedSecretAsync(created, "s", Ns);
+        var read = await client.CoreV1.ReadNamespacedSecretAsync("s", Ns);
+        Assert.Null(read.StringData);
+        Assert.Equal("q", System.Text.Encoding.UTF8.GetString(read.Data["plain"]));
+        Assert.Equal(updated.Metadata.ResourceVersion, read.Metadata.ResourceVersion);
+    }
+
+    [Fact]
     public async Task Get_of_a_missing_object_is_404_with_a_NotFound_Status()
     {
         await using var server = await KubeApiServer.StartAsync();

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Reflection;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using HybridServing.KubeApiTestServer.Diagnostics;
 using HybridServing.KubeApiTestServer.Faults;
@@ -34,10 +35,12 @@ public sealed class KubeApiServer : IAsyncDisposable
     private readonly RequestLog _log;
     private readonly ITimer _bookmarks;
     private readonly CancellationTokenSource _stopping;
+    private readonly X509Certificate2? _authority;
     private long _latencyTicks;
 
-    private KubeApiServer(WebApplication app, ObjectStore store, ResourceCatalog catalog, FaultInjector faults, RequestLog log, ITimer bookmarks, CancellationTokenSource stopping, string url)
+    private KubeApiServer(WebApplication app, ObjectStore store, ResourceCatalog catalog, FaultInjector faults, RequestLog log, ITimer bookmarks, CancellationTokenSource stopping, string url, X509Certificate2? authority)
     {
+        _authority = authority;
         _app = app;
         _store = store;
         Resources = catalog;
@@ -50,6 +53,9 @@ public sealed class KubeApiServer : IAsyncDisposable
 
     /// <summary>The base URL, e.g. <c>http://127.0.0.1:41234</c>; use it as <c>KubernetesClientConfiguration.Host</c>.</summary>
     public string Url { get; }
+
+    /// <summary>With <see cref="KubeApiServerOptions.Https"/>, the PEM of the CA that signed the server's certificate; otherwise null.</summary>
+    public string? CertificateAuthorityPem => _authority?.ExportCertificatePem();
 
     /// <summary>The served resources; register more (another CRD) with <see cref="ResourceCatalog.Register"/>.</summary>
     public ResourceCatalog Resources { get; }
@@ -108,7 +114,11 @@ public sealed class KubeApiServer : IAsyncDisposable
 
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(options.ListenAddress, options.Port));
+        var (authority, certificate) = options.Https ? ServingCertificates.Create(options.ListenAddress) : (null, null);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(options.ListenAddress, options.Port, listen =>
+        {
+            if (certificate is not null) listen.UseHttps(certificate);
+        }));
         var app = builder.Build();
 
         KubeApiServer? server = null;
@@ -118,16 +128,18 @@ public sealed class KubeApiServer : IAsyncDisposable
 
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         var bookmarks = time.CreateTimer(_ => store.SendBookmarks(), null, options.BookmarkInterval, options.BookmarkInterval);
-        server = new KubeApiServer(app, store, catalog, faults, log, bookmarks, stopping, address.TrimEnd('/'));
+        server = new KubeApiServer(app, store, catalog, faults, log, bookmarks, stopping, address.TrimEnd('/'), authority);
         return server;
     }
 
     /// <summary>Client settings pointing at this server.</summary>
-    public KubernetesClientConfiguration ClientConfiguration() => new() { Host = Url };
+    public KubernetesClientConfiguration ClientConfiguration() =>
+        _authority is null ? new() { Host = Url } : new() { Host = Url, SslCaCerts = [X509CertificateLoader.LoadCertificate(_authority.RawData)] };
 
     /// <summary>
     /// Writes a kubeconfig for this server (context <c>hybridserving-test</c>, namespace <c>default</c>,
-    /// no credentials) so that kubectl can be pointed at it: <c>kubectl --kubeconfig {path} get lora</c>.
+    /// no credentials; over HTTPS the server's CA and a token, which the server does not check, since
+    /// kubectl asks for a user name on an HTTPS server without one) so that kubectl can be pointed at it: <c>kubectl --kubeconfig {path} get lora</c>.
     /// </summary>
     public void WriteKubeConfig(string path)
     {
@@ -138,7 +150,7 @@ public sealed class KubeApiServer : IAsyncDisposable
             clusters:
             - name: hybridserving-test
               cluster:
-                server: {{Url}}
+                server: {{Url}}{{(_authority is null ? "" : "\n    certificate-authority-data: " + Convert.ToBase64String(System.Text.Encoding.ASCII.GetBytes(_authority.ExportCertificatePem())))}}
             contexts:
             - name: hybridserving-test
               context:
@@ -148,7 +160,7 @@ public sealed class KubeApiServer : IAsyncDisposable
             current-context: hybridserving-test
             users:
             - name: hybridserving-test
-              user: {}
+              user: {{(_authority is null ? "{}" : "{token: hybridserving-test}")}}
 
             """);
     }

@@ -36,6 +36,14 @@ public sealed class KubeApiServerOptions
     /// <summary>The address to listen on; loopback unless a host exposes the server on purpose.</summary>
     public System.Net.IPAddress ListenAddress { get; init; } = System.Net.IPAddress.Loopback;
 
+    /// <summary>
+    /// When true the server speaks HTTPS, as a cluster's API server does, with a certificate for
+    /// <see cref="ListenAddress"/> (and 127.0.0.1, localhost) signed by a CA made for this server
+    /// (<see cref="KubeApiServer.CertificateAuthorityPem"/>: what a pod reads as its service account's
+    /// <c>ca.crt</c>). <see cref="KubeApiServer.ClientConfiguration"/> and the kubeconfig trust that CA.
+    /// </summary>
+    public bool Https { get; init; }
+
     /// <summary>Seed for the generateName suffixes, for reproducible names.</summary>
     public int? RandomSeed { get; init; }
 }

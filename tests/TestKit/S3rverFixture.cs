@@ -19,6 +19,15 @@ public sealed class S3rverFixture : IAsyncLifetime
 
     public Uri ServiceUrl { get; private set; } = null!;
 
+    /// <summary>The address s3rver listens on: loopback unless a test's peers live elsewhere (pods on a bridge).</summary>
+    public string Address { get; init; } = "127.0.0.1";
+
+    /// <summary>
+    /// s3rver's <c>--service-endpoint</c>: with <c>example.internal</c>, requests to the host <c>s3.example.internal</c> are
+    /// path-style and <c>BUCKET.s3.example.internal</c> virtual-hosted, as with a store reached by DNS name (AWS's by default).
+    /// </summary>
+    public string? ServiceEndpoint { get; init; }
+
     private static string ProjectDirectory()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
@@ -35,7 +44,8 @@ public sealed class S3rverFixture : IAsyncLifetime
             await InstallAsync(prefix, entry);
         _data = new TempDirectory("s3rver");
         var port = Ports.GetFree();
-        var start = new ProcessStartInfo("node", [entry, "-d", _data.Path, "-a", "127.0.0.1", "-p", port.ToString(), "--configure-bucket", Bucket, "--silent"])
+        string[] endpoint = ServiceEndpoint is null ? [] : ["--service-endpoint", ServiceEndpoint];
+        var start = new ProcessStartInfo("node", [entry, "-d", _data.Path, "-a", Address, "-p", port.ToString(), .. endpoint, "--configure-bucket", Bucket, "--silent"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -45,14 +55,14 @@ public sealed class S3rverFixture : IAsyncLifetime
         _process.ErrorDataReceived += (_, _) => { };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
-        ServiceUrl = new Uri($"http://127.0.0.1:{port}");
+        ServiceUrl = new Uri($"http://{Address}:{port}");
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (true)
         {
             try
             {
                 using var client = new TcpClient();
-                await client.ConnectAsync("127.0.0.1", port);
+                await client.ConnectAsync(Address, port);
                 return;
             }
             catch (SocketException) when (DateTime.UtcNow < deadline && !_process.HasExited)

@@ -84,6 +84,32 @@ public sealed class PoolSignalCollectorTests
         Assert.Contains(observation.Signals.Missing, m => m.StartsWith($"engine {dead} /metrics: ", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// What SocketsHttpHandler throws when a Service proxy accepts and at once resets a connection (no ready endpoint):
+    /// a bare SocketException (ENOTCONN from RemoteEndPoint), not an HttpRequestException. The cluster-shaped test saw it
+    /// end the Autoscaler's host; the handler here throws it on every request, since the reset's timing cannot be forced.
+    /// </summary>
+    private sealed class ResetHandler(Exception failure) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) => Task.FromException<HttpResponseMessage>(failure);
+    }
+
+    [Theory]
+    [InlineData("socket")]
+    [InlineData("io")]
+    public async Task A_connection_reset_as_it_is_accepted_is_a_missing_source_not_an_exception(string kind)
+    {
+        Exception failure = kind == "socket" ? new System.Net.Sockets.SocketException(107) : new IOException("The response ended prematurely.");
+        using var http = new HttpClient(new ResetHandler(failure));
+        var collector = new PoolSignalCollector(new SignalSources(http), null, _clock);
+        var url = new Uri("http://hybridserving-controlplane.hybridserving.svc.cluster.local:8081/");
+        var shared = await collector.ReadSharedAsync(new AutoscalerOptions { ControlPlaneUrl = url, GatewayUrls = [url] }, CancellationToken.None);
+        Assert.Equal(2, shared.Missing.Count);
+        Assert.StartsWith("ControlPlane /v1/status: ", shared.Missing[0], StringComparison.Ordinal);
+        var observation = await collector.ObserveAsync("default", new PoolOptions { Engines = [url] }, new CountAwake(), shared, CancellationToken.None);
+        Assert.Contains(observation.Signals.Missing, m => m.StartsWith($"engine {url} /metrics: ", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task A_sleeping_engine_does_not_count_as_serving()
     {

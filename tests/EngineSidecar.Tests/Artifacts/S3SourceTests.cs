@@ -73,6 +73,19 @@ public sealed class S3SourceTests(S3rverFixture s3) : IClassFixture<S3rverFixtur
         Assert.Equal(s3.ServiceUrl.ToString().TrimEnd('/'), client.Config.ServiceURL.TrimEnd('/'));
     }
 
+    [Theory]
+    [InlineData("http://minio.storage.svc:9000", null, true)] // an endpoint by name: its buckets are not subdomains that resolve
+    [InlineData(null, null, false)]                             // AWS: virtual-hosted
+    [InlineData("http://minio.storage.svc:9000", false, false)] // an explicit setting wins
+    public void Path_style_is_the_default_with_an_endpoint_override_as_in_the_ControlPlane(string? endpoint, bool? configured, bool expected)
+    {
+        var env = new Dictionary<string, string>();
+        if (endpoint is not null) env["AWS_ENDPOINT_URL"] = endpoint;
+        using var client = S3ArtifactFetcher.CreateClient(new S3Options { ForcePathStyle = configured }, n => env.GetValueOrDefault(n),
+            new Amazon.Runtime.BasicAWSCredentials("id", "secret"));
+        Assert.Equal(expected, ((Amazon.S3.AmazonS3Config)client.Config).ForcePathStyle);
+    }
+
     [Fact]
     public async Task A_tar_gz_object_is_one_artifact()
     {

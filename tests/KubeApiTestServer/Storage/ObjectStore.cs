@@ -96,6 +96,11 @@ internal sealed partial class ObjectStore
 
     private void Admit(ApiResource resource, JsonObject candidate, string name)
     {
+        if (resource.Key == ResourceCatalog.Secrets.Key)
+        {
+            FoldStringData(candidate);
+        }
+
         if (_write.FieldValidation != FieldValidation.Ignore && FieldSchema.UnknownFields(resource, candidate) is { Count: > 0 } unknown)
         {
             var messages = unknown.Select(f => $"unknown field \"{f}\"").ToArray();
@@ -262,6 +267,24 @@ internal sealed partial class ObjectStore
     }
 
     /// <summary>Creates an object (POST). With <paramref name="seed"/>, a test hook: upsert, status kept, no create-only checks.</summary>
+    /// <summary>A Secret's write-only <c>stringData</c> is merged into <c>data</c> (base64, its keys winning) and never stored, as a real API server does.</summary>
+    private static void FoldStringData(JsonObject secret)
+    {
+        if (secret["stringData"] is not JsonObject strings)
+        {
+            return;
+        }
+
+        var data = secret["data"] as JsonObject ?? new JsonObject();
+        foreach (var (key, value) in strings)
+        {
+            data[key] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(StoredObject.Text(value) ?? ""));
+        }
+
+        secret["data"] = data;
+        secret.Remove("stringData");
+    }
+
     public StoredObject Create(ApiResource resource, string ns, JsonObject body, bool seed = false)
     {
         lock (_gate)
@@ -342,6 +365,10 @@ internal sealed partial class ObjectStore
             if (!seed)
             {
                 Admit(resource, body, name);
+            }
+            else if (resource.Key == ResourceCatalog.Secrets.Key)
+            {
+                FoldStringData(body);
             }
 
             return Store(state, null, body, WatchEventTypes.Added);
