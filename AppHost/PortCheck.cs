@@ -28,6 +28,8 @@ internal static class PortCheck
         return uses;
     }
 
+    private static int Suggest(int portBase) => portBase + 1000 + AppHostOptions.PortOffsets.Last < 65536 ? portBase + 1000 : 1000;
+
     /// <summary>The first problem with the ports, as the one line to print, or null when every port is free and used once.</summary>
     public static string? Problem(AppHostOptions o)
     {
@@ -48,7 +50,7 @@ internal static class PortCheck
             }
             catch (SocketException)
             {
-                return $"port {use.Port} ({use.Resource}) is in use on {o.Host}: stop what holds it (e.g. an AppHost already running) or move it with {use.Option}";
+                return $"port {use.Port} ({use.Resource}) is in use on {o.Host}: stop what holds it (e.g. an AppHost already running) or move every port with --port-base N (now {o.PortBase}; e.g. --port-base {Suggest(o.PortBase)}), this one alone with {use.Option}";
             }
         }
         return null;
