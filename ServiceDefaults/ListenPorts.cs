@@ -92,7 +92,8 @@ public static class ListenPorts
         try
         {
             app.Run();
-            return 0;
+            // A service that stopped itself for a reason (the sidecar whose engine never got healthy) set it.
+            return Environment.ExitCode;
         }
         catch (IOException e) when (e.InnerException is AddressInUseException)
         {

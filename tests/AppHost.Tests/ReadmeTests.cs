@@ -18,7 +18,7 @@ namespace HybridServing.AppHost.Tests;
 /// expectation written under it (<see cref="ReadmeCommands"/>). curl is run through a wrapper on PATH that only adds
 /// <c>--dump-header</c>, so status codes and header names can be checked without changing the README's command.
 /// </summary>
-public sealed class ReadmeTests(ReadmeTests.Stack stack, ITestOutputHelper output) : IClassFixture<ReadmeTests.Stack>
+public sealed partial class ReadmeTests(ReadmeTests.Stack stack, ITestOutputHelper output) : IClassFixture<ReadmeTests.Stack>
 {
     [Fact]
     public async Task Every_marked_README_command_prints_what_the_README_says()
@@ -41,6 +41,23 @@ public sealed class ReadmeTests(ReadmeTests.Stack stack, ITestOutputHelper outpu
         Assert.True(failures.Count == 0, string.Join("\n\n", failures));
     }
 
+    [Fact]
+    public async Task A_normal_start_logs_no_failure_and_an_idle_sidecar_stays_nearly_silent()
+    {
+        // Nothing at Error or above from the AppHost, and no component console line that is a fail: or crit: log.
+        var failures = stack.Logs.Where(l => l.Level >= LogLevel.Error || (l.IsResource && FailureLine().IsMatch(l.Text))).ToList();
+        Assert.True(failures.Count == 0, "a normal start logged failures:\n" + string.Join("\n", failures.Select(f => $"{f.Category}: {f.Text}")));
+
+        var since = DateTimeOffset.UtcNow;
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        var sidecar = stack.Logs.Where(l => l.At >= since && l.Category.EndsWith(".engine-0-sidecar", StringComparison.Ordinal)).ToList();
+        foreach (var line in sidecar) output.WriteLine(line.Text);
+        Assert.True(sidecar.Count < 10, $"an idle sidecar logged {sidecar.Count} lines in 10 s");
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(^|\s)(fail|crit):")]
+    private static partial System.Text.RegularExpressions.Regex FailureLine();
+
     private static string Tail(string text) => text.Length <= 1500 ? text : "…" + text[^1500..];
 
     /// <summary>The stack, started once for every test of the class.</summary>
@@ -51,8 +68,8 @@ public sealed class ReadmeTests(ReadmeTests.Stack stack, ITestOutputHelper outpu
 
         public int PortBase { get; private set; }
 
-        /// <summary>What the AppHost itself logged at Warning or above while it started the stack.</summary>
-        public ConcurrentQueue<string> AppHostProblems { get; } = new();
+        /// <summary>Every line the AppHost logged (its own and, as the testing host forwards them, each component's console), colour codes removed.</summary>
+        public ConcurrentQueue<LogLine> Logs { get; } = new();
 
         public async Task InitializeAsync()
         {
@@ -60,7 +77,7 @@ public sealed class ReadmeTests(ReadmeTests.Stack stack, ITestOutputHelper outpu
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(240));
             var appHost = await DistributedApplicationTestingBuilder.CreateAsync<Projects.AppHost>(
                 ["--port-base", PortBase.ToString(System.Globalization.CultureInfo.InvariantCulture), "--state-dir", _dir.Combine("state")], timeout.Token);
-            appHost.Services.AddLogging(l => l.AddProvider(new CapturingLoggerProvider(AppHostProblems)));
+            appHost.Services.AddLogging(l => l.AddProvider(new CapturingLoggerProvider(Logs)));
             _app = await appHost.BuildAsync(timeout.Token);
             await _app.StartAsync(timeout.Token);
             foreach (var resource in appHost.Resources.OfType<ProjectResource>())
@@ -138,23 +155,32 @@ public sealed class ReadmeTests(ReadmeTests.Stack stack, ITestOutputHelper outpu
         }
     }
 
-    private sealed class CapturingLoggerProvider(ConcurrentQueue<string> problems) : ILoggerProvider
+    public sealed record LogLine(DateTimeOffset At, string Category, LogLevel Level, string Text)
     {
-        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, problems);
+        /// <summary>A component's console line (the testing host forwards them as HybridServing.AppHost.Resources.{name}).</summary>
+        public bool IsResource => Category.StartsWith("HybridServing.AppHost.Resources.", StringComparison.Ordinal);
+    }
+
+    private sealed partial class CapturingLoggerProvider(ConcurrentQueue<LogLine> lines) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, lines);
 
         public void Dispose()
         {
         }
 
-        private sealed class Logger(string category, ConcurrentQueue<string> problems) : ILogger
+        [System.Text.RegularExpressions.GeneratedRegex(@"\x1b\[[0-9;]*m")]
+        private static partial System.Text.RegularExpressions.Regex Ansi();
+
+        private sealed class Logger(string category, ConcurrentQueue<LogLine> lines) : ILogger
         {
             public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+            public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
 
             public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
             {
-                if (IsEnabled(logLevel)) problems.Enqueue($"{logLevel} {category}: {formatter(state, exception)}");
+                if (IsEnabled(logLevel)) lines.Enqueue(new LogLine(DateTimeOffset.UtcNow, category, logLevel, Ansi().Replace(formatter(state, exception), "")));
             }
         }
     }
