@@ -22,6 +22,8 @@ internal sealed record AppHostOptions
     public int EnginePortBase { get; init; } = 8000;
     public int SidecarPortBase { get; init; } = 8010;
     public int AutoscalerPort { get; init; } = 8083;
+    /// <summary>The dashboard's port when <c>--port-base</c> moves it (OTLP/gRPC +1, OTLP/HTTP +2); null: the launch profile's.</summary>
+    public int? DashboardPort { get; init; }
     /// <summary>Engines the Autoscaler keeps awake at the least; null: no Autoscaler, every engine stays awake.</summary>
     public int? AutoscalerMinEngines { get; init; } = 1;
     public string BaseModel { get; init; } = EnginePoolOptions.DefaultBaseModel;
@@ -49,8 +51,12 @@ internal sealed record AppHostOptions
         public const int ControlPlaneHttp = 81;
         public const int ControlPlaneGrpc = 82;
         public const int Autoscaler = 83;
-        /// <summary>The last offset taken: a base must leave room for it below 65536.</summary>
+        /// <summary>The last offset of a component port; a test reserves a block this long.</summary>
         public const int Last = Autoscaler;
+        /// <summary>The Aspire dashboard (then OTLP/gRPC +1, OTLP/HTTP +2), moved only when --port-base is given: 8000 + 10888 = 18888.</summary>
+        public const int Dashboard = 10888;
+        /// <summary>The highest offset: a base must leave room for it below 65536.</summary>
+        public const int Highest = Dashboard + 2;
     }
 
     public const string Usage = """
@@ -85,7 +91,7 @@ internal sealed record AppHostOptions
           B+81       ControlPlane HTTP (status, LoraAdapter API)   8081
           B+82       ControlPlane gRPC                             8082
           B+83       Autoscaler (/v1/status)                       8083
-          18888, 18889, 18890  Aspire dashboard, its OTLP/gRPC and OTLP/HTTP (launch profile; Aspire's own)
+          18888-18890  Aspire dashboard, OTLP/gRPC, OTLP/HTTP (the launch profile's; B+10888-B+10890 when --port-base is given)
         One port alone moves with --engine-port-base N (engine i: N+i), --sidecar-port-base N (N+i, N+10+i),
         --gateway-port, --controlplane-port (its gRPC port follows at N+1), --controlplane-grpc-port,
         --autoscaler-port. Every port is checked before anything starts; one in use ends the run (exit 3)
@@ -139,7 +145,7 @@ internal sealed record AppHostOptions
                 set.Add(flag);
             o = flag switch
             {
-                "--port-base" => o with { PortBase = Value() is var b && int.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 && n + PortOffsets.Last < 65536 ? n : throw new AppHostOptionsException(flag, $"'{b}' is not a port base (1-{65535 - PortOffsets.Last}: the highest port is the base + {PortOffsets.Last})") },
+                "--port-base" => o with { PortBase = Value() is var b && int.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 && n + PortOffsets.Highest < 65536 ? n : throw new AppHostOptionsException(flag, $"'{b}' is not a port base (1-{65535 - PortOffsets.Highest}: the highest port, the dashboard's OTLP/HTTP, is the base + {PortOffsets.Highest})") },
                 "--manifests" => o with { ManifestsPath = Value() },
                 "--adapter-root" => o with { AdapterRoots = [.. roots.Append(Value())] },
                 "--gateway-port" => o with { GatewayPort = Port() },
@@ -177,10 +183,17 @@ internal sealed record AppHostOptions
         if (!set.Contains("--controlplane-port")) o = o with { ControlPlanePort = pb + PortOffsets.ControlPlaneHttp };
         if (!set.Contains("--autoscaler-port")) o = o with { AutoscalerPort = pb + PortOffsets.Autoscaler };
         if (!grpcPortSet) o = o with { ControlPlaneGrpcPort = o.ControlPlanePort + 1 };
+        // The dashboard's ports are the launch profile's (18888-18890) unless --port-base moves the stack: then they
+        // move too, so a second stack on another base starts beside the first.
+        if (set.Contains("--port-base")) o = o with { DashboardPort = pb + PortOffsets.Dashboard };
         if (o.AutoscalerMinEngines > o.Engines)
             throw new AppHostOptionsException("--autoscaler-min-engines", $"{o.AutoscalerMinEngines} is more than the {o.Engines} engines (--engines)");
         if (o.MaxCpuLoras < o.MaxLoras)
             throw new AppHostOptionsException("--max-cpu-loras", $"max_cpu_loras ({o.MaxCpuLoras}) must be >= max_loras ({o.MaxLoras})");
+        if (o.DashboardPort is { } d)
+            aspire.AddRange([
+                $"--ASPNETCORE_URLS=http://{o.Host}:{d}", $"--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://{o.Host}:{d + 1}",
+                $"--ASPIRE_DASHBOARD_OTLP_HTTP_ENDPOINT_URL=http://{o.Host}:{d + 2}"]);
         return o with { AspireArgs = aspire };
 
         // 'dotnet run --project AppHost' starts the AppHost in its project folder: a relative --output is

@@ -25,10 +25,16 @@ internal static class PortCheck
         uses.Add(new(o.ControlPlaneGrpcPort, "controlplane (gRPC)", "--controlplane-grpc-port"));
         uses.Add(new(o.GatewayPort, "gateway", "--gateway-port"));
         if (o.AutoscalerMinEngines is not null) uses.Add(new(o.AutoscalerPort, "autoscaler", "--autoscaler-port"));
+        if (o.DashboardPort is { } d)
+        {
+            uses.Add(new(d, "Aspire dashboard", "--port-base"));
+            uses.Add(new(d + 1, "Aspire dashboard (OTLP/gRPC)", "--port-base"));
+            uses.Add(new(d + 2, "Aspire dashboard (OTLP/HTTP)", "--port-base"));
+        }
         return uses;
     }
 
-    private static int Suggest(int portBase) => portBase + 1000 + AppHostOptions.PortOffsets.Last < 65536 ? portBase + 1000 : 1000;
+    private static int Suggest(int portBase) => portBase + 1000 + AppHostOptions.PortOffsets.Highest < 65536 ? portBase + 1000 : 1000;
 
     /// <summary>The first problem with the ports, as the one line to print, or null when every port is free and used once.</summary>
     public static string? Problem(AppHostOptions o)

@@ -26,12 +26,15 @@ public sealed class PortCheckTests
     [Fact]
     public void Port_base_moves_every_port_by_its_fixed_offset_and_single_options_still_win()
     {
-        var uses = PortCheck.Uses(AppHostOptions.Parse(["--port-base", "20000"]));
-        Assert.Equal([20000, 20001, 20002, 20010, 20011, 20012, 20020, 20021, 20022, 20080, 20081, 20082, 20083], uses.Select(u => u.Port).Order());
+        var moved = AppHostOptions.Parse(["--port-base", "20000"]);
+        Assert.Equal([20000, 20001, 20002, 20010, 20011, 20012, 20020, 20021, 20022, 20080, 20081, 20082, 20083, 30888, 30889, 30890],
+            PortCheck.Uses(moved).Select(u => u.Port).Order());
+        Assert.Contains("--ASPNETCORE_URLS=http://127.0.0.1:30888", moved.AspireArgs);
+        Assert.Null(AppHostOptions.Parse([]).DashboardPort);
         var o = AppHostOptions.Parse(["--gateway-port", "9999", "--port-base", "20000"]);
         Assert.Equal((9999, 20081, 20000), (o.GatewayPort, o.ControlPlanePort, o.EnginePortBase));
         var e = Assert.Throws<AppHostOptionsException>(() => AppHostOptions.Parse(["--port-base", "65500"]));
-        Assert.Equal("--port-base: '65500' is not a port base (1-65452: the highest port is the base + 83)", e.Message);
+        Assert.Equal("--port-base: '65500' is not a port base (1-54645: the highest port, the dashboard's OTLP/HTTP, is the base + 10890)", e.Message);
     }
 
     [Fact]
