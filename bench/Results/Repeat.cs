@@ -95,9 +95,10 @@ internal static partial class Repeat
             var spread = numbers.All(n => n is not null)
                 ? MinMax(numbers.Select(n => n!.Value).ToList(), measured[0])
                 : "—";
-            var met = cells.Count(c => c?["met"] is JsonValue v && v.TryGetValue<bool>(out var b) && b);
+            var judged = cells.Where(c => c?["met"] is JsonValue v && v.TryGetValue<bool>(out _)).ToList();
+            var met = judged.Count(c => c!["met"]!.GetValue<bool>());
             var target = (string?)cells.FirstOrDefault(c => c is not null)?["target"] ?? "";
-            sb.Append(CultureInfo.InvariantCulture, $"| {figure} | {string.Join(" | ", measured)} | {spread} | {target} | {met} of {times} |\n");
+            sb.Append(CultureInfo.InvariantCulture, $"| {figure} | {string.Join(" | ", measured)} | {spread} | {target} | {(judged.Count == 0 ? "n/a" : $"{met} of {judged.Count}")} |\n");
         }
         sb.Append('\n');
         return sb.ToString();
