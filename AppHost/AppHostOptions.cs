@@ -69,7 +69,7 @@ internal sealed record AppHostOptions
           --manifests DIR            LoraAdapter YAML folder (default: AppHost/samples, with generated sample adapters)
           --adapter-root DIR         a directory sidecars may load local adapters from (repeatable;
                                      default: the manifests folder)
-          --port-base N              moves every port below at once (default 8000; see Ports)
+          --port-base N              every port is N plus a fixed offset (default 8000; see Ports below)
           --engines N                number of MockEngines (default 3, at most 9)
           --autoscaler-min-engines N engines the Autoscaler keeps awake when idle; the others sleep (default 1)
           --no-autoscaler            no Autoscaler: every engine stays awake
