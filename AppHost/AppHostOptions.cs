@@ -13,6 +13,8 @@ internal sealed record AppHostOptions
     public string? ManifestsPath { get; init; }
     public IReadOnlyList<string> AdapterRoots { get; init; } = [];
     public string Host { get; init; } = "127.0.0.1";
+    /// <summary><c>--port-base</c>: every port is this plus its fixed offset (<see cref="PortOffsets"/>).</summary>
+    public int PortBase { get; init; } = DefaultPortBase;
     public int GatewayPort { get; init; } = 8080;
     public int ControlPlanePort { get; init; } = 8081;
     public int ControlPlaneGrpcPort { get; init; } = 8082;
@@ -20,6 +22,8 @@ internal sealed record AppHostOptions
     public int EnginePortBase { get; init; } = 8000;
     public int SidecarPortBase { get; init; } = 8010;
     public int AutoscalerPort { get; init; } = 8083;
+    /// <summary>The dashboard's port when <c>--port-base</c> moves it (OTLP/gRPC +1, OTLP/HTTP +2); null: the launch profile's.</summary>
+    public int? DashboardPort { get; init; }
     /// <summary>Engines the Autoscaler keeps awake at the least; null: no Autoscaler, every engine stays awake.</summary>
     public int? AutoscalerMinEngines { get; init; } = 1;
     public string BaseModel { get; init; } = EnginePoolOptions.DefaultBaseModel;
@@ -35,6 +39,26 @@ internal sealed record AppHostOptions
     /// <summary>Arguments for Aspire's <c>DistributedApplication.CreateBuilder</c>.</summary>
     public IReadOnlyList<string> AspireArgs { get; init; } = [];
 
+    public const int DefaultPortBase = 8000;
+
+    /// <summary>Each port's offset from <c>--port-base</c>: the one table the help text, the README and the port check follow.</summary>
+    public static class PortOffsets
+    {
+        public const int Engine = 0;          // engine i: base + i (i < 10)
+        public const int SidecarHttp = 10;    // sidecar i HTTP: base + 10 + i
+        public const int SidecarGrpc = 20;    // sidecar i gRPC: base + 20 + i
+        public const int Gateway = 80;
+        public const int ControlPlaneHttp = 81;
+        public const int ControlPlaneGrpc = 82;
+        public const int Autoscaler = 83;
+        /// <summary>The last offset of a component port; a test reserves a block this long.</summary>
+        public const int Last = Autoscaler;
+        /// <summary>The Aspire dashboard (then OTLP/gRPC +1, OTLP/HTTP +2), moved only when --port-base is given: 8000 + 10888 = 18888.</summary>
+        public const int Dashboard = 10888;
+        /// <summary>The highest offset: a base must leave room for it below 65536.</summary>
+        public const int Highest = Dashboard + 2;
+    }
+
     public const string Usage = """
         Usage: dotnet run --project AppHost [-- options]
                dotnet run --project AppHost -- publish [publish options]   (see publish --help)
@@ -45,15 +69,10 @@ internal sealed record AppHostOptions
           --manifests DIR            LoraAdapter YAML folder (default: AppHost/samples, with generated sample adapters)
           --adapter-root DIR         a directory sidecars may load local adapters from (repeatable;
                                      default: the manifests folder)
-          --gateway-port N           Gateway HTTP port (default 8080)
-          --controlplane-port N      ControlPlane HTTP port (default 8081; its gRPC port is N+1 unless --controlplane-grpc-port)
-          --controlplane-grpc-port N ControlPlane gRPC port (default 8082)
-          --engines N                number of MockEngines (default 3)
-          --engine-port-base N       first engine port (default 8000); engine i listens on N+i
-          --sidecar-port-base N      first sidecar HTTP port (default 8010); sidecar i: N+i (HTTP), N+10+i (gRPC)
+          --port-base N              every port is N plus a fixed offset (default 8000; see Ports below)
+          --engines N                number of MockEngines (default 3, at most 9)
           --autoscaler-min-engines N engines the Autoscaler keeps awake when idle; the others sleep (default 1)
           --no-autoscaler            no Autoscaler: every engine stays awake
-          --autoscaler-port N        Autoscaler HTTP port (default 8083)
           --base-model NAME          base model every engine serves (default meta-llama/Llama-3.1-8B-Instruct)
           --max-loras N              engine GPU LoRA slots (default 4)
           --max-cpu-loras N          engine host-memory LoRA slots (default 8)
@@ -64,7 +83,19 @@ internal sealed record AppHostOptions
           --state-dir DIR            sidecar caches (default .hybridserving/ in the repository)
           -h, --help                 this text
 
-        Every port above is checked before anything starts; one in use ends the run (exit 3) naming it.
+        Ports (B = --port-base, default 8000; i = engine index 0..N-1):
+          B+i        engine i (MockEngine, vLLM's API)             8000, 8001, 8002
+          B+10+i     sidecar i HTTP (health, /status)              8010, 8011, 8012
+          B+20+i     sidecar i gRPC                                8020, 8021, 8022
+          B+80       Gateway (OpenAI API)                          8080
+          B+81       ControlPlane HTTP (status, LoraAdapter API)   8081
+          B+82       ControlPlane gRPC                             8082
+          B+83       Autoscaler (/v1/status)                       8083
+          18888-18890  Aspire dashboard, OTLP/gRPC, OTLP/HTTP (the launch profile's; B+10888-B+10890 when --port-base is given)
+        One port alone moves with --engine-port-base N (engine i: N+i), --sidecar-port-base N (N+i, N+10+i),
+        --gateway-port, --controlplane-port (its gRPC port follows at N+1), --controlplane-grpc-port,
+        --autoscaler-port. Every port is checked before anything starts; one in use ends the run (exit 3)
+        with one line naming it and the option that moves it.
         Aspire's own options and configuration (--Section:Key=value) pass through to Aspire.
         """;
 
@@ -91,6 +122,7 @@ internal sealed record AppHostOptions
         var engineArgs = new List<string>();
         var aspire = new List<string>();
         var grpcPortSet = false;
+        var set = new HashSet<string>();
         for (var i = 0; i < args.Count; i++)
         {
             var (flag, inline) = Split(args[i]);
@@ -109,8 +141,11 @@ internal sealed record AppHostOptions
                 if (inline is null && i + 1 < args.Count && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) aspire.Add(args[++i]);
                 continue;
             }
+            if (flag is "--port-base" or "--gateway-port" or "--controlplane-port" or "--controlplane-grpc-port" or "--engine-port-base" or "--sidecar-port-base" or "--autoscaler-port")
+                set.Add(flag);
             o = flag switch
             {
+                "--port-base" => o with { PortBase = Value() is var b && int.TryParse(b, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is > 0 && n + PortOffsets.Highest < 65536 ? n : throw new AppHostOptionsException(flag, $"'{b}' is not a port base (1-{65535 - PortOffsets.Highest}: the highest port, the dashboard's OTLP/HTTP, is the base + {PortOffsets.Highest})") },
                 "--manifests" => o with { ManifestsPath = Value() },
                 "--adapter-root" => o with { AdapterRoots = [.. roots.Append(Value())] },
                 "--gateway-port" => o with { GatewayPort = Port() },
@@ -140,11 +175,25 @@ internal sealed record AppHostOptions
             roots = [.. o.AdapterRoots];
             engineArgs = [.. o.EngineArgs];
         }
+        // A port not given on its own is the base plus its offset; the ControlPlane's gRPC port follows its HTTP port.
+        var pb = o.PortBase;
+        if (!set.Contains("--engine-port-base")) o = o with { EnginePortBase = pb + PortOffsets.Engine };
+        if (!set.Contains("--sidecar-port-base")) o = o with { SidecarPortBase = pb + PortOffsets.SidecarHttp };
+        if (!set.Contains("--gateway-port")) o = o with { GatewayPort = pb + PortOffsets.Gateway };
+        if (!set.Contains("--controlplane-port")) o = o with { ControlPlanePort = pb + PortOffsets.ControlPlaneHttp };
+        if (!set.Contains("--autoscaler-port")) o = o with { AutoscalerPort = pb + PortOffsets.Autoscaler };
         if (!grpcPortSet) o = o with { ControlPlaneGrpcPort = o.ControlPlanePort + 1 };
+        // The dashboard's ports are the launch profile's (18888-18890) unless --port-base moves the stack: then they
+        // move too, so a second stack on another base starts beside the first.
+        if (set.Contains("--port-base")) o = o with { DashboardPort = pb + PortOffsets.Dashboard };
         if (o.AutoscalerMinEngines > o.Engines)
             throw new AppHostOptionsException("--autoscaler-min-engines", $"{o.AutoscalerMinEngines} is more than the {o.Engines} engines (--engines)");
         if (o.MaxCpuLoras < o.MaxLoras)
             throw new AppHostOptionsException("--max-cpu-loras", $"max_cpu_loras ({o.MaxCpuLoras}) must be >= max_loras ({o.MaxLoras})");
+        if (o.DashboardPort is { } d)
+            aspire.AddRange([
+                $"--ASPNETCORE_URLS=http://{o.Host}:{d}", $"--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://{o.Host}:{d + 1}",
+                $"--ASPIRE_DASHBOARD_OTLP_HTTP_ENDPOINT_URL=http://{o.Host}:{d + 2}"]);
         return o with { AspireArgs = aspire };
 
         // 'dotnet run --project AppHost' starts the AppHost in its project folder: a relative --output is

@@ -25,8 +25,16 @@ internal static class PortCheck
         uses.Add(new(o.ControlPlaneGrpcPort, "controlplane (gRPC)", "--controlplane-grpc-port"));
         uses.Add(new(o.GatewayPort, "gateway", "--gateway-port"));
         if (o.AutoscalerMinEngines is not null) uses.Add(new(o.AutoscalerPort, "autoscaler", "--autoscaler-port"));
+        if (o.DashboardPort is { } d)
+        {
+            uses.Add(new(d, "Aspire dashboard", "--port-base"));
+            uses.Add(new(d + 1, "Aspire dashboard (OTLP/gRPC)", "--port-base"));
+            uses.Add(new(d + 2, "Aspire dashboard (OTLP/HTTP)", "--port-base"));
+        }
         return uses;
     }
+
+    private static int Suggest(int portBase) => portBase + 1000 + AppHostOptions.PortOffsets.Highest < 65536 ? portBase + 1000 : 1000;
 
     /// <summary>The first problem with the ports, as the one line to print, or null when every port is free and used once.</summary>
     public static string? Problem(AppHostOptions o)
@@ -48,7 +56,7 @@ internal static class PortCheck
             }
             catch (SocketException)
             {
-                return $"port {use.Port} ({use.Resource}) is in use on {o.Host}: stop what holds it (e.g. an AppHost already running) or move it with {use.Option}";
+                return $"port {use.Port} ({use.Resource}) is in use on {o.Host}: stop what holds it (e.g. an AppHost already running) or move every port with --port-base N (now {o.PortBase}; e.g. --port-base {Suggest(o.PortBase)}), this one alone with {use.Option}";
             }
         }
         return null;

@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using HybridServing.AppHost;
 using HybridServing.Hosting;
 using HybridServing.Hosting.Samples;
@@ -27,6 +29,13 @@ if (options.Publish is null && PortCheck.Problem(options) is { } portProblem)
 }
 
 var builder = DistributedApplication.CreateBuilder([.. options.AspireArgs]);
+// Aspire probes each resource's /health until it answers: every refused probe of a component still starting was a
+// `fail:` with a stack trace. StartupProgress reports readiness, and any later health change, in one line each.
+// First-run notes of ASP.NET Core's data protection (the dashboard's key ring) are not the user's business either.
+builder.Services.AddLogging(logging => logging
+    .AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService", LogLevel.None)
+    .AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error));
+StartupProgress.Register(builder, Console.Out, $"http://{options.Host}:{options.GatewayPort}");
 var repository = Path.GetFullPath(Path.Combine(builder.AppHostDirectory, ".."));
 
 // Declared adapters: a folder of LoraAdapter YAML files (by default the samples, whose adapters are

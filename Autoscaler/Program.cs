@@ -1,3 +1,4 @@
+using HybridServing.ServiceDefaults;
 using HybridServing.Autoscaler;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -6,4 +7,4 @@ builder.AddAutoscaler();
 var app = builder.Build();
 app.MapAutoscaler();
 app.MapDefaultEndpoints();
-app.Run();
+return app.RunChecked();

@@ -1,3 +1,4 @@
+using HybridServing.ServiceDefaults;
 using HybridServing.Contracts.Resources;
 
 // `dotnet run --project ControlPlane -- generate-crd k8s/crds` writes the CRD generated from the C# type.
@@ -10,5 +11,4 @@ builder.AddControlPlane();
 var app = builder.Build();
 app.MapControlPlane();
 app.MapDefaultEndpoints();
-app.Run();
-return 0;
+return app.RunChecked();

@@ -1,3 +1,4 @@
+using HybridServing.ServiceDefaults;
 using HybridServing.EngineSidecar;
 using HybridServing.EngineSidecar.RolloutFile;
 
@@ -8,4 +9,4 @@ builder.AddEngineSidecar();
 var app = builder.Build();
 app.MapEngineSidecar();
 app.MapDefaultEndpoints();
-app.Run();
+return app.RunChecked();

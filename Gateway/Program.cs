@@ -1,3 +1,4 @@
+using HybridServing.ServiceDefaults;
 using HybridServing.Gateway.Tenancy;
 
 // `dotnet HybridServing.Gateway.dll hash-key < key.txt` prints the SHA-256 a keys file holds.
@@ -9,5 +10,4 @@ builder.AddGateway();
 var app = builder.Build();
 app.MapGateway();
 app.MapDefaultEndpoints();
-app.Run();
-return 0;
+return app.RunChecked();

@@ -79,7 +79,6 @@ public static class HybridServingBuilderExtensions
                 .WithEnvironment("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "true")
                 // vLLM serves /sleep, /wake_up and /is_sleeping only in dev mode.
                 .WithEnvironment("VLLM_SERVER_DEV_MODE", options.SleepMode ? "1" : "0")
-                .WithQuietFrameworkLogs()
                 .WithHttpHealthCheck(HealthPath, endpointName: HttpEndpoint)
                 .WithUrls(ctx =>
                 {
@@ -153,7 +152,6 @@ public static class HybridServingBuilderExtensions
             .WithHttpEndpoint(port: port, name: HttpEndpoint, isProxied: false)
             .WithEndpointsInEnvironment(_ => false)
             .WithEnvironment("ASPNETCORE_URLS", $"http://{host}:{Invariant(port)}")
-            .WithQuietFrameworkLogs()
             .WithHttpHealthCheck(HealthPath, endpointName: HttpEndpoint)
             .WithUrlForEndpoint(HttpEndpoint, url =>
             {
@@ -197,7 +195,6 @@ public static class HybridServingBuilderExtensions
             .WithEnvironment("ASPNETCORE_URLS", $"http://{host}:{Invariant(port)}")
             .WithEnvironment("Autoscaler__ControlPlaneUrl", controlPlane.GetEndpoint(HttpEndpoint))
             .WithEnvironment("Autoscaler__GatewayUrls__0", gateway.GetEndpoint(HttpEndpoint))
-            .WithQuietFrameworkLogs()
             .WithHttpHealthCheck(HealthPath, endpointName: HttpEndpoint)
             .WithUrls(ctx =>
             {
@@ -239,14 +236,7 @@ public static class HybridServingBuilderExtensions
             .WithEnvironment("Kestrel__Endpoints__Http__Url", $"http://{host}:{Invariant(httpPort)}")
             .WithEnvironment("Kestrel__Endpoints__Grpc__Url", $"http://{host}:{Invariant(grpcPort)}")
             .WithEnvironment("Kestrel__Endpoints__Grpc__Protocols", "Http2")
-            .WithQuietFrameworkLogs()
             .WithHttpHealthCheck(HealthPath, endpointName: HttpEndpoint);
-
-    /// <summary>Request-level framework logs (every health probe and metrics scrape) drown the components' own.</summary>
-    private static IResourceBuilder<ProjectResource> WithQuietFrameworkLogs(this IResourceBuilder<ProjectResource> resource) =>
-        resource
-            .WithEnvironment("Logging__LogLevel__Microsoft.AspNetCore", "Warning")
-            .WithEnvironment("Logging__LogLevel__System.Net.Http.HttpClient", "Warning");
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
 

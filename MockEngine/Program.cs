@@ -1,3 +1,4 @@
+using HybridServing.ServiceDefaults;
 using HybridServing.MockEngine;
 
 if (MockEngineCommandLine.WantsHelp(args))
@@ -18,6 +19,14 @@ catch (MockEngineOptionsException e)
     return 2;
 }
 
+// The port first: one held (the local stack's engine-0 on 8000) is one line naming it, not a stack trace.
+var listen = new ListenPorts.Listen(options.Host, options.Port, "--port N");
+if (ListenPorts.Problem([listen]) is { } portProblem)
+{
+    Console.Error.WriteLine($"error: {portProblem}");
+    return ListenPorts.InUseExitCode;
+}
+
 // vLLM's flags are not configuration keys, so they are not handed to the host builder.
 var builder = WebApplication.CreateBuilder();
 builder.AddServiceDefaults();
@@ -33,5 +42,5 @@ catch (MockEngineStartupException e)
     return 1;
 }
 var exitCode = app.ExitCode();
-app.Run();
-return exitCode();
+var runCode = app.RunChecked([listen]);
+return runCode != 0 ? runCode : exitCode();

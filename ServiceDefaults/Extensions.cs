@@ -32,6 +32,7 @@ public static class ServiceDefaultsExtensions
     public static TBuilder AddServiceDefaults<TBuilder>(this TBuilder builder, bool useStandardResilience = true)
         where TBuilder : IHostApplicationBuilder
     {
+        builder.QuietRequestLogs();
         builder.ConfigureOpenTelemetry();
         builder.AddDefaultHealthChecks();
         builder.Services.AddServiceDiscovery();
@@ -43,6 +44,38 @@ public static class ServiceDefaultsExtensions
         });
         return builder;
     }
+
+    /// <summary>
+    /// The framework's per-request logs (ASP.NET Core's request start/finish, endpoint and result lines, every
+    /// HttpClient call, YARP's forwards, gRPC calls, the health check service's line per unhealthy probe) only at Debug: at Information a sidecar polling its engine and a gateway
+    /// scraping engine metrics wrote lines many times a second while idle. They come back with
+    /// <c>Logging__LogLevel__Default=Debug</c> or a level set for their category
+    /// (e.g. <c>Logging__LogLevel__System.Net.Http.HttpClient=Information</c>).
+    /// </summary>
+    public static TBuilder QuietRequestLogs<TBuilder>(this TBuilder builder)
+        where TBuilder : IHostApplicationBuilder
+    {
+        var levels = builder.Configuration.GetSection("Logging:LogLevel");
+        if (Enum.TryParse<LogLevel>(levels["Default"], ignoreCase: true, out var level) && level <= LogLevel.Debug) return builder;
+        foreach (var category in RequestLogCategories)
+        {
+            // A level the user set for the category (or a parent of it) wins.
+            if (levels.GetChildren().Any(c => c.Key != "Default" && category.StartsWith(c.Key, StringComparison.OrdinalIgnoreCase))) continue;
+            // The health check service logs every unhealthy probe as an error (a component still starting, waiting for
+            // its engine): the answer of /health is the state; components log their own transitions once.
+            builder.Logging.AddFilter(category, category == HealthCheckCategory ? LogLevel.Critical : LogLevel.Warning);
+        }
+        return builder;
+    }
+
+    private const string HealthCheckCategory = "Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService";
+
+    internal static readonly string[] RequestLogCategories =
+    [
+        // ASP.NET Core's request start/finish, endpoint and result lines ("Write content with HTTP Response ContentType …").
+        "Microsoft.AspNetCore",
+        "System.Net.Http.HttpClient", "Yarp.ReverseProxy", "Grpc.AspNetCore.Server", "Grpc.Net.Client", HealthCheckCategory,
+    ];
 
     public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder)
         where TBuilder : IHostApplicationBuilder

@@ -1,6 +1,8 @@
 using HybridServing.Bench.Cli;
 using HybridServing.Bench.Commands;
 using HybridServing.Bench.Hosting;
+using HybridServing.Bench.Results;
+using HybridServing.Bench.Shared;
 
 // HybridServing benchmarks (docs/benchmarks.md): ratios against baselines measured in the same run.
 const string usage = """
@@ -16,7 +18,10 @@ const string usage = """
       onnx-lora          ONNX backend decode step: tokens/s and step latency, batch 1/8/32 x 0/1/4 adapters, ratio to base
       soak               steady mixed load with adapter churn on the local stack; memory, threads, fds of every process flat, no non-2xx
 
-    <command> --help lists its options. Results are appended to bench/results/<command>.md and .json.
+    <command> --help lists its options. Results are appended to bench/results/local/<command>.md and .json
+    (git-ignored), or with --record to the tracked bench/results/<command>.md and .json that the README quotes.
+    --repeat N runs the command N times, each in a fresh process, and reports every target's figures with their
+    min-max spread (bench/results[/local]/<command>-spread.md).
     """;
 
 if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
@@ -25,8 +30,21 @@ if (args.Length == 0 || args[0] is "--help" or "-h" or "help")
     return args.Length == 0 ? 2 : 0;
 }
 
+RepoPaths.Record = BenchRun.TakeRecord(ref args);
 var command = args[0];
 var rest = args[1..];
+if (Repeat.Take(ref rest) is { } repeat)
+{
+    try
+    {
+        return await Repeat.RunAsync(command, rest, repeat, RepoPaths.Record);
+    }
+    catch (BenchUsageException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 2;
+    }
+}
 var help = rest.Any(a => a is "--help" or "-h");
 try
 {

@@ -28,6 +28,7 @@ internal sealed partial class DecisionRecorder
     private readonly ConcurrentDictionary<string, PoolStatus> _latest = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Queue<PoolAction>> _recent = new(StringComparer.Ordinal);
     private readonly ILogger<DecisionRecorder> _logger;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (int, int, ScaleMode, string, string)> _lastLogged = new();
 
     public DecisionRecorder(IMeterFactory meters, ILogger<DecisionRecorder> logger)
     {
@@ -57,13 +58,18 @@ internal sealed partial class DecisionRecorder
             lock (queue)
             {
                 // A drain in progress says so every pass: kept once.
-                var repeat = failure is null && queue.Count > 0 && queue.Last() is { Error: null } last && last.Action == action;
-                if (!repeat) queue.Enqueue(new PoolAction(d.At, d.Current, d.Desired, d.Reason, action, failure?.Message));
+                var repeated = failure is null && queue.Count > 0 && queue.Last() is { Error: null } previous && previous.Action == action;
+                if (!repeated) queue.Enqueue(new PoolAction(d.At, d.Current, d.Desired, d.Reason, action, failure?.Message));
                 while (queue.Count > RecentActions) queue.Dequeue();
             }
         }
         var s = d.Signals;
-        LogDecision(_logger, d.Pool, d.Current, d.Desired, d.Mode, d.Reason, d.Message, d.StableConcurrency, d.PanicConcurrency,
+        // A pass that changes nothing and decides what the last one did is the idle steady state: Debug, so an
+        // idle stack's console stays quiet. Every other decision is logged at Information with its inputs.
+        var key = (d.Current, d.Desired, d.Mode, d.Reason, action);
+        var repeat = action == NoChange && _lastLogged.TryGetValue(d.Pool, out var last) && last == key;
+        _lastLogged[d.Pool] = key;
+        LogDecision(_logger, repeat ? LogLevel.Debug : LogLevel.Information, d.Pool, d.Current, d.Desired, d.Mode, d.Reason, d.Message, d.StableConcurrency, d.PanicConcurrency,
             s?.Running ?? 0, s?.Waiting ?? 0, s?.HeldRequests ?? 0, s?.MaxKvCacheUsage ?? 0, s?.Lora.SlotBound ?? false,
             s?.Lora.AdaptersShortOfReplicas ?? 0, s?.Lora.OverflowRefusals ?? 0, s?.Lora.SlotsOccupied ?? 0, s?.Lora.SlotsTotal ?? 0,
             s?.Lora.WaitingLoraRequests ?? 0, action);
@@ -73,9 +79,9 @@ internal sealed partial class DecisionRecorder
     private IEnumerable<Measurement<int>> Measure(Func<PoolStatus, int> value) =>
         _latest.Select(kv => new Measurement<int>(value(kv.Value), new KeyValuePair<string, object?>("pool", kv.Key)));
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information,
+    [LoggerMessage(EventId = 1,
         Message = "Pool {Pool}: {Current} → {Desired} engines ({Mode}, {Reason}: {Message}); stable {Stable:0.##} panic {Panic:0.##}; running {Running} waiting {Waiting} held {Held} kv {Kv:0.##}; slot-bound {SlotBound} (short {ShortOfReplicas}, refused {Refusals}, slots {SlotsOccupied}/{SlotsTotal}, waiting adapters {WaitingAdapters}); action: {Action}")]
-    private static partial void LogDecision(ILogger logger, string pool, int current, int desired, ScaleMode mode, string reason, string message,
+    private static partial void LogDecision(ILogger logger, LogLevel level, string pool, int current, int desired, ScaleMode mode, string reason, string message,
         double stable, double panic, double running, double waiting, double held, double kv, bool slotBound,
         int shortOfReplicas, long refusals, int slotsOccupied, int slotsTotal, int waitingAdapters, string action);
 

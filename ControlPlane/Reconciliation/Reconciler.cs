@@ -620,11 +620,13 @@ internal sealed partial class Reconciler : BackgroundService
         catch (Exception e) when (e is not OperationCanceledException)
         {
             result = DiscoveryResult.Unavailable(LoraAdapterReasons.SourceUnavailable, $"listing the source failed: {e.Message}");
+            LogSourceFailureDetail(_logger, declared.Key, e);
         }
         var failures = result.SourceError is null ? 0 : (entry?.Fingerprint == fingerprint ? entry.Failures : 0) + 1;
         var validUntil = failures == 0 ? now + _options.ResyncInterval : now + Backoff.Delay(_options.BackoffInitial, _options.BackoffMax, failures);
         _discoveries[declared.Key] = new DiscoveryEntry(fingerprint, result, validUntil, failures);
-        if (result.SourceError is not null) LogSourceUnavailable(_logger, declared.Key, result.SourceError);
+        // Once per backoff step (the entry is cached until validUntil), with its reason; the stack trace at Debug.
+        if (result.SourceError is not null) LogSourceUnavailable(_logger, declared.Key, result.SourceError, failures, validUntil - now);
         return (result, failures == 0 ? null : validUntil);
     }
 
@@ -727,6 +729,9 @@ internal sealed partial class Reconciler : BackgroundService
     [LoggerMessage(EventId = 307, Level = LogLevel.Debug, Message = "Overflow load of {Adapter} on {Engine} refused ({Reason}): {Message}")]
     private static partial void LogOverflowRefused(ILogger logger, string adapter, string engine, string reason, string message);
 
-    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "LoraAdapter {Key}: source unavailable: {Message}")]
-    private static partial void LogSourceUnavailable(ILogger logger, string key, string message);
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "LoraAdapter {Key}: source unavailable (attempt {Attempt}, next in {RetryIn}): {Message}")]
+    private static partial void LogSourceUnavailable(ILogger logger, string key, string message, int attempt, TimeSpan retryIn);
+
+    [LoggerMessage(EventId = 308, Level = LogLevel.Debug, Message = "LoraAdapter {Key}: listing the source failed, in full")]
+    private static partial void LogSourceFailureDetail(ILogger logger, string key, Exception exception);
 }

@@ -37,6 +37,9 @@ internal sealed class EngineReconciler(
     public bool Ready => _healthy && _synced;
     public bool EngineHealthy => _healthy;
 
+    private readonly FailureRepeats _passFailures = new();
+    private readonly FailureRepeats _pollFailures = new();
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         SetInfoFromOptions();
@@ -48,6 +51,7 @@ internal sealed class EngineReconciler(
             try
             {
                 await ReconcileOnceAsync(stoppingToken);
+                _passFailures.Succeeded();
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -55,7 +59,7 @@ internal sealed class EngineReconciler(
             }
             catch (Exception e)
             {
-                Log.ReconcileFailed(logger, e.Message, e);
+                Log.ReconcileFailed(logger, _passFailures, e.Message, e);
             }
             try
             {
@@ -128,6 +132,7 @@ internal sealed class EngineReconciler(
             try
             {
                 await PollOnceAsync(stoppingToken);
+                _pollFailures.Succeeded();
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -135,7 +140,7 @@ internal sealed class EngineReconciler(
             }
             catch (Exception e)
             {
-                Log.ReconcileFailed(logger, "engine poll: " + e.Message, e);
+                Log.ReconcileFailed(logger, _pollFailures, "engine poll: " + e.Message, e);
             }
             await Task.Delay(interval, time, stoppingToken);
         }
@@ -228,7 +233,7 @@ internal sealed class EngineReconciler(
         }
         catch (EngineUnavailableException e)
         {
-            Log.ReconcileFailed(logger, e.Message, e);
+            Log.ReconcileFailed(logger, _passFailures, e.Message, e);
             return;
         }
         UpdateBaseModels(models);

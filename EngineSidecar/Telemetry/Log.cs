@@ -42,8 +42,22 @@ internal static partial class Log
     [LoggerMessage(22, LogLevel.Warning, "Artifact cache holds {Bytes} bytes, above its budget of {Budget}, but every remaining artifact is in use.")]
     public static partial void CacheOverBudget(ILogger logger, long bytes, long budget);
 
-    [LoggerMessage(30, LogLevel.Error, "Reconcile pass failed: {Message}")]
-    public static partial void ReconcileFailed(ILogger logger, string message, Exception exception);
+    [LoggerMessage(30, LogLevel.Warning, "Reconcile pass failed{Repeats}: {Message}")]
+    private static partial void ReconcileFailedOnce(ILogger logger, string repeats, string message);
+
+    [LoggerMessage(32, LogLevel.Debug, "Reconcile pass failure, in full")]
+    private static partial void ReconcileFailedDetail(ILogger logger, Exception exception);
+
+    /// <summary>
+    /// A failing pass, logged once per backoff step (the 1st, 2nd, 4th, 8th … failure in a row, and whenever the
+    /// message changes) with its reason; the stack trace only at Debug.
+    /// </summary>
+    public static void ReconcileFailed(ILogger logger, FailureRepeats repeats, string message, Exception exception)
+    {
+        if (repeats.ShouldLog(message) is not { } count) return;
+        ReconcileFailedOnce(logger, count > 1 ? $" ({count} times in a row)" : "", message);
+        ReconcileFailedDetail(logger, exception);
+    }
 
     [LoggerMessage(31, LogLevel.Warning, "Engine call {Operation} failed transiently (attempt {Attempt} of {MaxAttempts}): {Message}")]
     public static partial void EngineCallRetry(ILogger logger, string operation, int attempt, int maxAttempts, string message);
@@ -62,4 +76,28 @@ internal static partial class Log
 
     [LoggerMessage(44, LogLevel.Warning, "Config file {Path} names engine {ConfigEngine} (host/port); the sidecar now talks to it instead of {PreviousEngine}.")]
     public static partial void ConfigEngineChanged(ILogger logger, string path, string configEngine, string previousEngine);
+}
+
+/// <summary>Counts one failure in a row; a success resets it. Thread-safe.</summary>
+internal sealed class FailureRepeats
+{
+    private readonly Lock _lock = new();
+    private string? _last;
+    private int _count;
+
+    /// <summary>The failure's number in the current run when it should be logged (1, 2, 4, 8, … or a new message), else null.</summary>
+    public int? ShouldLog(string message)
+    {
+        lock (_lock)
+        {
+            if (message != _last) (_last, _count) = (message, 0);
+            _count++;
+            return (_count & (_count - 1)) == 0 ? _count : null;
+        }
+    }
+
+    public void Succeeded()
+    {
+        lock (_lock) (_last, _count) = (null, 0);
+    }
 }

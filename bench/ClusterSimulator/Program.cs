@@ -2,15 +2,20 @@ using HybridServing.ClusterSimulator.Autoscaling;
 using HybridServing.ClusterSimulator.Configuration;
 using HybridServing.ClusterSimulator.Experiments;
 using HybridServing.ClusterSimulator.Reporting;
+using HybridServing.Bench.Shared;
 
 // The routing/placement benchmark (docs/benchmarks.md §1): every policy on the same seeded workload,
 // in virtual time; writes results.md, results.json and the charts to --out. `autoscale` runs the
 // Autoscaler experiment instead (Autoscaling/).
-if (args.Length > 0 && args[0] == AutoscaleCommandLine.Command) return AutoscaleProgram.Run(args[1..]);
+var record = BenchRun.TakeRecord(ref args);
+if (args.Length > 0 && args[0] == AutoscaleCommandLine.Command) return AutoscaleProgram.Run(args[1..], record);
 SimulationOptions? options;
 try
 {
     options = CommandLine.Parse(args);
+    // Results go to the ignored bench/results/local/ unless --record (or --out) says otherwise.
+    if (options is not null && record && !args.Any(a => a == "--out" || a.StartsWith("--out=", StringComparison.Ordinal)))
+        options = options with { Output = Path.Combine(BenchRun.ResultsRoot("", record), "cluster-sim") };
 }
 catch (OptionException e)
 {
@@ -29,7 +34,7 @@ Console.WriteLine($"Policies: {string.Join(", ", options.Policies)}; scenarios: 
 var outcome = new ExperimentRunner(options, Console.Out).Run();
 
 Directory.CreateDirectory(options.Output);
-var markdown = MarkdownReport.Render(outcome, command);
+var markdown = MarkdownReport.Render(outcome, command) + $"\n{BenchRun.WallTime()}.\n";
 File.WriteAllText(Path.Combine(options.Output, "results.md"), markdown);
 File.WriteAllText(Path.Combine(options.Output, "results.json"), JsonReport.Render(outcome, command));
 Charts.P99TtftVsRate(outcome, Path.Combine(options.Output, "p99-ttft-vs-rate.png"));

@@ -13,10 +13,14 @@ using HybridServing.LiveValidation.Workload;
 
 // The same seeded workload through the live stack (real processes, real HTTP,
 // compressed time) and through the cluster simulator; TTFT and the policies' ranking compared.
+var record = HybridServing.Bench.Shared.BenchRun.TakeRecord(ref args);
 ValidationOptions? options;
 try
 {
     options = CommandLine.Parse(args);
+    // Results go to the ignored bench/results/local/ unless --record (or --out) says otherwise.
+    if (options is not null && record && !args.Any(a => a == "--out" || a.StartsWith("--out=", StringComparison.Ordinal)))
+        options = options with { Output = Path.Combine(HybridServing.Bench.Shared.BenchRun.ResultsRoot("", record), "live-validation") };
 }
 catch (OptionException e)
 {
@@ -134,7 +138,7 @@ foreach (var (figure, value) in new (string, Func<RunFigures, double>)[] { ("P99
 var report = new ValidationReport(options, command, workload.Simulation.Describe(), workload.BytesPerRank, cells, rankings, agreement,
     startup.TotalSeconds, wall.Elapsed.TotalSeconds, loadBefore);
 Directory.CreateDirectory(options.Output);
-var markdown = report.Markdown();
+var markdown = report.Markdown() + $"\n{HybridServing.Bench.Shared.BenchRun.WallTime()}.\n";
 File.WriteAllText(Path.Combine(options.Output, "results.md"), markdown);
 File.WriteAllText(Path.Combine(options.Output, "results.json"), report.Json());
 Console.WriteLine();

@@ -46,7 +46,7 @@ internal sealed class BenchReport(string command, IReadOnlyDictionary<string, st
         sb.Append(CultureInfo.InvariantCulture, $"## {Command} — {Started:yyyy-MM-dd HH:mm:ss} UTC\n\n");
         sb.Append(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, .NET {Environment.Version}; commit {GitCommit() ?? "unknown"}.\n");
         var args = string.Join("", parameters.Select(p => p.Value.Length == 0 ? $" {p.Key}" : $" {p.Key} {p.Value}"));
-        sb.Append(CultureInfo.InvariantCulture, $"Command: `dotnet run -c Release --project bench -- {Command}{args}`\n\n");
+        sb.Append(CultureInfo.InvariantCulture, $"Command: `dotnet run -c Release --project bench -- {Command}{args}`; {HybridServing.Bench.Shared.BenchRun.WallTime()}.\n\n");
         foreach (var table in Tables)
         {
             sb.Append(CultureInfo.InvariantCulture, $"**{table.Caption}**\n\n");
@@ -152,7 +152,10 @@ internal static class RepoPaths
 {
     public static string Root { get; } = FindRoot();
 
-    public static string DefaultResults => Path.Combine(Root, "bench", "results");
+    /// <summary>Set by <c>--record</c>: results go to the tracked <c>bench/results/</c> instead of the ignored <c>bench/results/local/</c>.</summary>
+    public static bool Record { get; set; }
+
+    public static string DefaultResults => HybridServing.Bench.Shared.BenchRun.ResultsRoot(Root, Record);
 
     /// <summary>Release or Debug: the configuration this harness was built in (its bin folder says).</summary>
     public static string Configuration { get; } =

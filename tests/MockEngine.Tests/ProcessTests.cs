@@ -40,6 +40,19 @@ public sealed class ProcessTests
     }
 
     [Fact]
+    public async Task A_port_in_use_exits_3_with_one_line_naming_it_and_the_flag()
+    {
+        var port = HybridServing.TestKit.Ports.GetFree();
+        using var holder = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+        holder.Start();
+        var (code, stdout, stderr) = await Run("--model", "test/tiny", "--host", "127.0.0.1", "--port", port.ToString());
+        Assert.Equal(3, code);
+        Assert.Equal($"error: port {port} is in use on 127.0.0.1: stop what holds it (e.g. the local stack: `dotnet run --project AppHost` takes 8000-8002, 8010-8012, 8020-8022, 8080-8083) or choose another with --port N",
+            stderr.TrimEnd());
+        Assert.Equal("", stdout);
+    }
+
+    [Fact]
     public async Task Help_lists_vllm_and_mock_flags()
     {
         var (code, stdout, _) = await Run("--help");

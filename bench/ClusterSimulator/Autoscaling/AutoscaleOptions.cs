@@ -22,7 +22,7 @@ internal static class ScalingPolicyNames
 internal sealed record AutoscaleOptions
 {
     /// <summary>Engines, adapters, Zipf, lengths, SLO, seed: the cluster simulator's own options (16 engines, 1,000 adapters, Zipf 1.0).</summary>
-    public SimulationOptions Cluster { get; init; } = new() { Output = Path.Combine("bench", "results", "autoscale") };
+    public SimulationOptions Cluster { get; init; } = new() { Output = Path.Combine("bench", "results", "local", "autoscale") };
     /// <summary>Virtual seconds of the compressed day (night, morning ramp, peak, evening, night).</summary>
     public double Day { get; init; } = 3600;
     /// <summary>Arrival rate at the day's peak, requests/s (the flash crowd comes on top).</summary>
@@ -83,7 +83,7 @@ internal static class AutoscaleCommandLine
         new("--target-concurrency", "running + waiting requests per engine the autoscaled policies aim at (default: the Autoscaler's TargetConcurrencyPerEngine)", (o, v) => o with { TargetConcurrency = Double(v, "--target-concurrency", 0.1, 100_000) }),
         new("--hold-timeout", "Gateway:ColdStart:Timeout in seconds (default 30)", (o, v) => o with { HoldTimeout = Double(v, "--hold-timeout", 0, 3600) }),
         new("--policies", "comma-separated: static, hpa, kpa, ours, or all (default all)", (o, v) => o with { Policies = Choice(v, "--policies", ScalingPolicyNames.All) }),
-        new("--out", "output directory (default bench/results/autoscale)", (o, v) => o with { Cluster = o.Cluster with { Output = NonEmpty(v, "--out") } }),
+        new("--out", "output directory (default bench/results/local/autoscale, git-ignored; with --record bench/results/autoscale)", (o, v) => o with { Cluster = o.Cluster with { Output = NonEmpty(v, "--out") } }),
         new("--parallelism", "simulations run at once (default: processor count)", (o, v) => o with { Cluster = o.Cluster with { Parallelism = Int(v, "--parallelism", 1, 256) } }),
     ];
 

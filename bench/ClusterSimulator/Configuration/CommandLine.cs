@@ -47,7 +47,7 @@ internal static class CommandLine
         new("--slo-tpot", "P99 time-per-output-token objective in seconds (default 0.1)", (o, v) => o with { SloTpot = Double(v, "--slo-tpot", 0.0001, 60) }),
         new("--dynamic-rate", "arrival rate of the dynamic scenarios (default 0.8 x HybridServing's knee)", (o, v) => o with { DynamicRate = Double(v, "--dynamic-rate", 0.001, 1e7) }),
         new("--recovery-window", "seconds per window when judging SLO recovery (default 5)", (o, v) => o with { RecoveryWindow = Double(v, "--recovery-window", 0.1, 600) }),
-        new("--out", "output directory (default bench/results/cluster-sim)", (o, v) => o with { Output = NonEmpty(v, "--out") }),
+        new("--out", "output directory (default bench/results/local/cluster-sim, git-ignored; with --record bench/results/cluster-sim)", (o, v) => o with { Output = NonEmpty(v, "--out") }),
         new("--parallelism", "simulations run at once (default: processor count)", (o, v) => o with { Parallelism = Int(v, "--parallelism", 1, 256) }),
         new("--tuning-zipf", "extra Zipf exponents for the knee-only tuning matrix, e.g. 0.8,1.2", (o, v) => o with { TuningZipf = DoubleList(v, "--tuning-zipf", 0, 10) }),
         new("--tuning-engines", "extra engine counts for the knee-only tuning matrix, e.g. 64", (o, v) => o with { TuningEngines = DoubleList(v, "--tuning-engines", 1, 4096).Select(CheckedInt("--tuning-engines")).ToArray() }),

@@ -16,7 +16,9 @@ internal static class OptionParser
 {
     public static string Help<T>(string project, IEnumerable<OptionFlag<T>> flags) =>
         $"Usage: dotnet run -c Release --project {project} -- [options]\n\n" +
-        string.Join("\n", flags.Select(f => $"  {f.Name,-20} {f.Help}")) + "\n  --help               this text";
+        string.Join("\n", flags.Select(f => $"  {f.Name,-20} {f.Help}")) +
+        "\n  --record             write the results into the tracked bench/results/ (default: the git-ignored bench/results/local/)" +
+        "\n  --help               this text";
 
     /// <summary>The options after every flag in <paramref name="args"/>; null when --help was asked for.</summary>
     public static T? Parse<T>(IReadOnlyList<string> args, T defaults, IReadOnlyList<OptionFlag<T>> flags) where T : class

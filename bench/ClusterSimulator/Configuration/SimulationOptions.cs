@@ -86,7 +86,7 @@ internal sealed record SimulationOptions
     public double? DynamicRate { get; init; }
     /// <summary>Window over which the dynamic scenarios judge "SLO met" when measuring recovery.</summary>
     public double RecoveryWindow { get; init; } = 5;
-    public string Output { get; init; } = Path.Combine("bench", "results", "cluster-sim");
+    public string Output { get; init; } = Path.Combine("bench", "results", "local", "cluster-sim");
     public int Parallelism { get; init; } = Environment.ProcessorCount;
     /// <summary>Also run the knee search for other Zipf exponents and engine counts.</summary>
     public IReadOnlyList<double> TuningZipf { get; init; } = [];

@@ -28,7 +28,7 @@ internal static class CommandLine
         new("--overflow-latency", "wall seconds of the live overflow-load path, charged to the simulator × the time scale (default 0.09)", (o, v) => o with { OverflowLatency = Double(v, "--overflow-latency", 0, 60) }),
         new("--tolerance", "relative TTFT tolerance, live vs simulated (default 0.35)", (o, v) => o with { Tolerance = Double(v, "--tolerance", 0, 10) }),
         new("--tolerance-floor", "absolute TTFT tolerance in virtual seconds; the larger of the two applies (default 0.05)", (o, v) => o with { ToleranceFloor = Double(v, "--tolerance-floor", 0, 60) }),
-        new("--out", "output directory (default bench/results/live-validation)", (o, v) => o with { Output = NonEmpty(v, "--out") }),
+        new("--out", "output directory (default bench/results/local/live-validation, git-ignored; with --record bench/results/live-validation)", (o, v) => o with { Output = NonEmpty(v, "--out") }),
         new("--work-dir", "adapters, manifests and component logs (default $TMP/hybridserving-live-validation)", (o, v) => o with { WorkDirectory = NonEmpty(v, "--work-dir") }),
     ];
 

@@ -41,7 +41,7 @@ internal sealed record ValidationOptions
     public double Tolerance { get; init; } = 0.35;
     /// <summary>…or within this many virtual seconds, whichever is larger (the live stack's own overhead floor).</summary>
     public double ToleranceFloor { get; init; } = 0.05;
-    public string Output { get; init; } = Path.Combine("bench", "results", "live-validation");
+    public string Output { get; init; } = Path.Combine("bench", "results", "local", "live-validation");
     /// <summary>Where the generated PEFT adapters, manifests and component logs go.</summary>
     public string WorkDirectory { get; init; } = Path.Combine(Path.GetTempPath(), "hybridserving-live-validation");
 

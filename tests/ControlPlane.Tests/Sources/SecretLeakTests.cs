@@ -139,6 +139,8 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
             ["ControlPlane:HubEndpoint"] = _hub.BaseUrl.ToString(),
             ["ControlPlane:S3:ServiceUrl"] = s3.ServiceUrl.ToString(),
             ["ControlPlane:Sources:Http:AllowedHosts:0"] = "127.0.0.1",
+            // Every log on, the framework's HttpClient and request logs too (at Debug by default): none may carry a secret.
+            ["Logging:LogLevel:Default"] = "Debug",
         });
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(LogLevel.Debug);

@@ -40,6 +40,8 @@ public sealed class SecretLeakTests(S3rverFixture s3) : IClassFixture<S3rverFixt
         settings["Sidecar:Hub:Token"] = HfToken;
         settings["Sidecar:S3:ServiceUrl"] = s3.ServiceUrl.ToString();
         settings["Sidecar:S3:CredentialsDirectory"] = credentials;
+        // Every log on, the framework's HttpClient logs of downloads too (at Debug by default): none may carry a secret.
+        settings["Logging:LogLevel:Default"] = "Debug";
         await using var host = await SidecarHost.StartAsync(settings, logs: scan);
 
         await host.Client.EnsureAdaptersAsync(new EnsureAdaptersRequest

@@ -36,6 +36,8 @@ public sealed class SecretLeakTests
             ["Gateway:EngineApiKey"] = EngineKey,
             ["Gateway:RateLimits:Adapters:sql-lora"] = "2",
             ["Gateway:Load:ScrapeInterval"] = "00:00:00",
+            // Every log on, the framework's request logs too (they are at Debug by default): none may carry a key.
+            ["Logging:LogLevel:Default"] = "Debug",
         }, services =>
         {
             services.AddSingleton<ILoggerProvider>(scan);
