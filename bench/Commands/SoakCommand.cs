@@ -13,7 +13,7 @@ using HybridServing.Hosting;
 namespace HybridServing.Bench.Commands;
 
 /// <summary>
-/// <c>soak</c> (issue 15 item 6): the AppHost's local stack under steady mixed load (streaming and not, several
+/// <c>soak</c>: the AppHost's local stack under steady mixed load (streaming and not, several
 /// adapters and the base model) while adapters churn (a new LoraAdapter declared and an old one removed every
 /// <c>--churn-every</c> seconds), for <c>--minutes</c>. Every process (engines, sidecars, ControlPlane, Gateway) is
 /// sampled: working set, threads, open file descriptors. The baseline is the same process after the warm-up,

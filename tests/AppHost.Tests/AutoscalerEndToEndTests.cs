@@ -12,7 +12,7 @@ using Xunit.Abstractions;
 namespace HybridServing.AppHost.Tests;
 
 /// <summary>
-/// Issue 13's "Done when" on the real stack: the AppHost started through Aspire.Hosting.Testing with two
+/// The Autoscaler on the real stack: the AppHost started through Aspire.Hosting.Testing with two
 /// engines and the Autoscaler (minimum one awake). The idle engine above the minimum is drained and put to
 /// sleep; load through the gateway wakes it; the load gone, it drains and sleeps again — visible at the
 /// engine's <c>GET /is_sleeping</c>, the Autoscaler's <c>/v1/status</c> and its

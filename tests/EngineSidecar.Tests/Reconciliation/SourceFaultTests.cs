@@ -10,7 +10,7 @@ using static HybridServing.EngineSidecar.Tests.Infrastructure.StateWaits;
 namespace HybridServing.EngineSidecar.Tests.Reconciliation;
 
 /// <summary>
-/// Issue 15 item 5 where the cache tests (truncated HTTP body, wrong digest, hangs: <c>ArtifactCacheTests</c>) stop
+/// Source failures mid-download, where the cache tests (truncated HTTP body, wrong digest, hangs: <c>ArtifactCacheTests</c>) stop
 /// short: an S3 download whose connection is reset mid-body (s3rver behind a TCP proxy that sends RST after a few KB),
 /// through the whole sidecar against a real MockEngine. Nothing partial reaches the engine or stays in the cache,
 /// the retries back off, the status says why, and the adapter loads once the network heals.
